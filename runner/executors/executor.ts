@@ -1,0 +1,77 @@
+import type { ImageSpec, Stage } from '../model/pipeline.js';
+
+/** An image resolved to its content identity. `digest` is what goes into fingerprints. */
+export interface ResolvedImage {
+  /** The reference a container is created from (a tag, or the id itself). */
+  readonly ref: string;
+  /** Content identity: `sha256:…` image id (locally built) or repo digest. Never a tag. */
+  readonly digest: string;
+  /** The tag the user wrote / the build produced, for explanations ("tag did not change"). */
+  readonly tag: string;
+}
+
+/** Where an image stands before a run, for `status` (which never builds). */
+export type ImageState =
+  | { readonly state: 'present'; readonly image: ResolvedImage }
+  | { readonly state: 'needs-build'; readonly tag: string; readonly reason: string }
+  | { readonly state: 'missing'; readonly tag: string; readonly reason: string };
+
+/** One stage execution request. */
+export interface StageTask {
+  readonly runId: string;
+  readonly stage: Stage;
+  readonly fingerprint: string;
+  readonly image: ResolvedImage;
+  /** Absolute path of the workspace on the host; mounted at the same path in the container. */
+  readonly workspace: string;
+}
+
+export type LogStream = 'stdout' | 'stderr';
+
+/** What happened to a stage's process. Shape follows execa's result (exitCode, signal, timedOut…). */
+export interface StageRunResult {
+  /** null when the process never exited normally (killed, canceled, engine failure). */
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly timedOut: boolean;
+  readonly canceled: boolean;
+  /** Set when the engine itself failed (not the command). */
+  readonly engineError: string | null;
+  /** From the executor's create call to the container being removed. */
+  readonly wallMs: number;
+  /** Create + start until the command began (container start cost). */
+  readonly startOverheadMs: number;
+  /** The command's own run time (container start → exit). */
+  readonly commandMs: number;
+  /** user+system CPU time of the container, when the engine reported it. */
+  readonly cpuMs: number | null;
+  /** Peak memory of the container in bytes, when the engine reported it. */
+  readonly peakMemBytes: number | null;
+  /** Host(s) the stage ran on. */
+  readonly nodes: readonly string[];
+}
+
+export interface RunHooks {
+  onLog(stream: LogStream, line: string): void;
+}
+
+/**
+ * Runs stages somewhere (local Docker, Slurm…). Implementations must remove every container /
+ * job they started, also when `signal` aborts or the engine call throws.
+ */
+export interface Executor {
+  readonly name: string;
+  /** Look up an image without building or pulling anything (used by `status`/`plan`). */
+  imageState(spec: ImageSpec, workspace: string): Promise<ImageState>;
+  /** Make the image available (build a context if needed) and resolve its digest. */
+  prepareImage(
+    spec: ImageSpec,
+    workspace: string,
+    hooks: RunHooks,
+    signal: AbortSignal,
+  ): Promise<ResolvedImage>;
+  run(task: StageTask, hooks: RunHooks, signal: AbortSignal): Promise<StageRunResult>;
+  /** Remove containers/jobs labelled as hpcflow's that no live run owns. Returns how many. */
+  cleanupOrphans(): Promise<number>;
+  close(): Promise<void>;
+}

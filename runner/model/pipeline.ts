@@ -1,0 +1,90 @@
+/**
+ * The resolved pipeline model: what every module after `spec/` consumes.
+ *
+ * `spec/` turns YAML text into this (matrix expanded, `${…}` interpolated, params resolved to
+ * values, paths normalised to workspace-relative POSIX form). Nothing here is YAML-shaped and
+ * nothing here needs the YAML or zod libraries, so the fast paths (a cached, already validated
+ * model) can load it with `JSON.parse` alone.
+ */
+
+/** A position in a source file, 1-based line and column. */
+export interface SourcePos {
+  readonly file: string; // workspace-relative path, e.g. "pipelines/heat.yaml"
+  readonly line: number;
+  readonly col: number;
+}
+
+/** How a stage's image is obtained. */
+export type ImageSpec =
+  /** An image by name (`debian:bookworm`, `local/openmp:1`); must exist in the engine or be pullable. */
+  | { readonly kind: 'ref'; readonly ref: string }
+  /** Built from `containers/<context>/` (a Dockerfile inside); tagged by the context's content hash. */
+  | { readonly kind: 'build'; readonly context: string; readonly dockerfile: string };
+
+/** Launch shape: everything about how many processes/threads/nodes a stage runs with. */
+export interface Resources {
+  readonly nodes: number;
+  readonly tasksPerNode: number;
+  readonly cpusPerTask: number;
+  /** Memory per node in bytes, or null for the site default. */
+  readonly memoryBytes: number | null;
+  /** Time limit in seconds, or null for none. */
+  readonly timeLimitSec: number | null;
+}
+
+export interface OutSpec {
+  /** Workspace-relative POSIX path; directories have no trailing slash. */
+  readonly path: string;
+  /** false: not stored in the content cache (still checked for existence). */
+  readonly cache: boolean;
+}
+
+export type DepSpec =
+  /** A file or directory in the workspace (possibly another stage's output). */
+  | { readonly kind: 'path'; readonly path: string }
+  /** Every output of another stage (by stage id). */
+  | { readonly kind: 'stage'; readonly stage: string };
+
+/** One resolved parameter the stage uses. */
+export interface ParamValue {
+  /** The name the stage sees (`${name}` in cmd) and the explanation reports. */
+  readonly name: string;
+  /** JSON value. */
+  readonly value: unknown;
+  /** Where it came from: "inline", "matrix", or a params file path. */
+  readonly source: string;
+}
+
+/** A fully expanded stage (one matrix cell is one stage). */
+export interface Stage {
+  /** Globally unique id: `<pipeline>/<stage>` or `<pipeline>/<stage>@k=v,k=v` for matrix cells. */
+  readonly id: string;
+  readonly pipeline: string;
+  /** The stage's name in YAML (without matrix suffix). */
+  readonly name: string;
+  /** Matrix coordinates of this cell, in declaration order; empty when not a matrix stage. */
+  readonly matrix: Readonly<Record<string, string | number | boolean>>;
+  readonly image: ImageSpec;
+  /** The interpolated command, run by `/bin/sh -c` in the container. */
+  readonly cmd: string;
+  /** Working directory relative to the workspace ('' = workspace root). */
+  readonly wdir: string;
+  readonly deps: readonly DepSpec[];
+  /** Sorted by name. */
+  readonly params: readonly ParamValue[];
+  readonly outs: readonly OutSpec[];
+  /** Workspace-relative path of the metrics JSON the stage writes, or null. Also an output. */
+  readonly metrics: string | null;
+  readonly resources: Resources;
+  /** Environment variables set in the container (sorted by key when serialised). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Where the stage is declared (for diagnostics downstream of spec/). */
+  readonly pos: SourcePos;
+}
+
+export interface Pipeline {
+  /** Stages of all pipelines in the workspace, in declaration order. */
+  readonly stages: readonly Stage[];
+  /** Workspace-relative pipeline files that were read. */
+  readonly files: readonly string[];
+}
