@@ -1,0 +1,114 @@
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import type { FailureMode, RunSummary } from '../engine/events.js';
+import { runStages } from '../engine/run.js';
+import { acquireWorkspaceLock } from '../engine/workspace-lock.js';
+import { HpcflowError } from '../errors.js';
+import { COMMON_OPTIONS, parse } from './args.js';
+import { orderedSelection } from './cmd-status.js';
+import { dockerExecutor, openFromArgs } from './context.js';
+import { EXIT } from './exit-codes.js';
+import type { CliIO } from './io.js';
+import { HELP } from './main.js';
+import type { Reporter } from './reporter.js';
+import { jsonReporter, plainReporter, ttyReporter } from './reporter.js';
+import { writeRunRecord } from '../engine/run-record.js';
+
+export async function cmdRun(args: readonly string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parse(args, {
+    ...COMMON_OPTIONS,
+    downstream: { type: 'boolean', default: false },
+    force: { type: 'boolean', short: 'f', default: false },
+    jobs: { type: 'string', short: 'j' },
+    'on-failure': { type: 'string', default: 'stop' },
+  });
+  if (values.help) {
+    io.out(HELP);
+    return EXIT.ok;
+  }
+  const mode = values['on-failure'];
+  if (mode !== 'stop' && mode !== 'continue' && mode !== 'cancel') {
+    throw new HpcflowError('HPCFLOW_USAGE', `--on-failure must be stop, continue or cancel (got '${mode}')`);
+  }
+  const jobs = values.jobs === undefined ? availableParallelism() : Number(values.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1) throw new HpcflowError('HPCFLOW_USAGE', `--jobs must be a positive integer (got '${values.jobs}')`);
+
+  const ws = await openFromArgs(values, io);
+  const release = acquireWorkspaceLock(join(ws.root, '.hpcflow', 'tmp', 'run.lock'));
+  const executor = await dockerExecutor(io);
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts += 1;
+    if (interrupts === 1) {
+      io.err('\nhpcflow: interrupted — stopping running stages and removing their containers (Ctrl-C again to exit at once)\n');
+      abort.abort();
+    } else {
+      release();
+      process.exit(EXIT.interrupted);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  const reporter: Reporter = values.json ? jsonReporter(io) : io.isTTY ? await ttyReporter(io) : plainReporter(io);
+  let summary: RunSummary;
+  try {
+    await executor.cleanupOrphans();
+    const selection = positionals.length === 0 ? null : positionals;
+    const ids = selection === null ? ws.graph.ids : withUpstream(ws.graph, orderedSelection(ws.graph, selection, values.downstream));
+    const forced = new Set(values.force ? (selection === null ? ws.graph.ids : orderedSelection(ws.graph, selection, values.downstream)) : []);
+    summary = await runStages({
+      workspace: ws.root,
+      graph: ws.graph,
+      ids,
+      executor,
+      store: ws.store,
+      runs: ws.runs,
+      hashPath: ws.hashPath,
+      invalidate: ws.invalidate,
+      lock: ws.lock,
+      saveLock: (l) => ws.saveLock(l),
+      forced,
+      concurrency: jobs,
+      failureMode: mode,
+      signal: abort.signal,
+      onEvent: (e) => reporter.onEvent(e),
+    });
+    await writeRunRecord(ws.root, summary, ws.graph);
+  } finally {
+    reporter.stop();
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+    await ws.close();
+    await executor.close();
+    release();
+  }
+  if (!values.json) io.out(summaryLine(summary));
+  if (summary.aborted) {
+    io.err('hpcflow: run interrupted; running stages were stopped and their containers removed; nothing of theirs was cached\n');
+    return EXIT.interrupted;
+  }
+  return summary.ok ? EXIT.ok : EXIT.stageFailed;
+}
+
+/** Stages named on the command line plus every upstream they need (run only if changed). */
+function withUpstream(graph: { ids: readonly string[]; upstream: ReadonlyMap<string, readonly string[]> }, selected: readonly string[]): string[] {
+  const need = new Set<string>();
+  const visit = (id: string): void => {
+    if (need.has(id)) return;
+    need.add(id);
+    for (const u of graph.upstream.get(id) ?? []) visit(u);
+  };
+  for (const id of selected) visit(id);
+  return graph.ids.filter((id) => need.has(id));
+}
+
+export function summaryLine(s: RunSummary): string {
+  const c = s.counts;
+  const parts = [`${c.ran} ran`, `${c.restored} restored`, `${c['up-to-date']} up to date`];
+  if (c.failed) parts.push(`${c.failed} failed`);
+  if (c.skipped) parts.push(`${c.skipped} skipped`);
+  if (c.canceled) parts.push(`${c.canceled} canceled`);
+  if (c['not-started']) parts.push(`${c['not-started']} not started`);
+  return `run ${s.runId}: ${parts.join(', ')} in ${(s.wallMs / 1000).toFixed(2)} s\n`;
+}

@@ -1,0 +1,46 @@
+import { resolve } from 'node:path';
+import type { Executor } from '../executors/executor.js';
+import type { ImageSpec } from '../model/pipeline.js';
+import type { ImageState } from '../executors/executor.js';
+import type { Workspace } from '../engine/workspace.js';
+import { findWorkspaceRoot, openWorkspace } from '../engine/workspace.js';
+import { HpcflowError } from '../errors.js';
+import type { CliIO } from './io.js';
+
+export interface CommonValues {
+  readonly workspace?: string | undefined;
+  readonly 'cache-dir'?: string | undefined;
+  readonly lenient?: boolean | undefined;
+}
+
+export async function openFromArgs(v: CommonValues, io: CliIO): Promise<Workspace> {
+  const root = v.workspace !== undefined ? resolve(io.cwd, v.workspace) : findWorkspaceRoot(io.cwd);
+  const cacheDir = v['cache-dir'] ?? io.env.HPCFLOW_CACHE_DIR;
+  return openWorkspace(root, { cacheDir: cacheDir === undefined ? undefined : resolve(io.cwd, cacheDir), lenient: v.lenient ?? false });
+}
+
+/** The local Docker executor, configured from the environment. */
+export async function dockerExecutor(io: CliIO): Promise<Executor> {
+  const { DockerExecutor } = await import('../executors/docker/docker-executor.js');
+  const network = io.env.HPCFLOW_DOCKER_NETWORK ?? 'host';
+  if (network !== 'host' && network !== 'none' && network !== 'bridge') {
+    throw new HpcflowError('HPCFLOW_USAGE', `HPCFLOW_DOCKER_NETWORK must be host, none or bridge (got '${network}')`);
+  }
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  return new DockerExecutor({ network, user: `${uid}:${gid}` });
+}
+
+/** Memoised image lookups: one engine query per distinct image, however many stages use it. */
+export function memoImageState(ex: Executor, workspace: string): (spec: ImageSpec) => Promise<ImageState> {
+  const memo = new Map<string, Promise<ImageState>>();
+  return (spec) => {
+    const key = JSON.stringify(spec);
+    let p = memo.get(key);
+    if (p === undefined) {
+      p = ex.imageState(spec, workspace);
+      memo.set(key, p);
+    }
+    return p;
+  };
+}

@@ -1,0 +1,104 @@
+import { isHpcflowError } from '../errors.js';
+import { formatDiagnostic } from '../model/diagnostic.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import type { CliIO } from './io.js';
+import { processIO } from './io.js';
+
+export const HELP = `hpcflow — run the changed stages of HPC pipelines in containers, and explain why.
+
+Usage: hpcflow <command> [options]
+
+Commands:
+  init [dir]             create a workspace (pipelines/, containers/, kernels/, datasets/)
+  status [stage...]      what would run, be restored from the cache, or is up to date — and why
+  plan [stage...]        the same as a plan in topological order (--json for machines)
+  run [stage...]         run changed stages (and their changed upstreams); restore cached ones
+  dag [--dot]            the stage graph as text or Graphviz dot
+  gc [--dry-run]         remove cache entries no hpcflow.lock in the git history refers to
+  schema [--write FILE]  print or write the JSON Schema of pipeline files
+
+Common options:
+  -C, --workspace DIR    workspace directory (default: nearest parent with pipelines/)
+  --json                 machine-readable output (JSON lines for run)
+  --cache-dir DIR        content cache (default: <workspace>/.hpcflow/cache; env HPCFLOW_CACHE_DIR)
+  --lenient              detect unchanged files by path+size only (for filesystems whose mtimes drift)
+  -h, --help             this help
+
+run options:
+  --downstream           also run everything downstream of the named stages
+  -f, --force            run the named stages (or all) even if up to date
+  -j, --jobs N           stages run at once (default: number of CPUs)
+  --on-failure MODE      stop (default: start nothing new) | continue (independent stages go on) | cancel (abort running stages)
+
+status options:
+  --check                exit 1 if any stage would run or be restored
+
+Environment:
+  HPCFLOW_CACHE_DIR      default for --cache-dir
+  HPCFLOW_DOCKER_NETWORK network of stage containers: host (default) | none | bridge
+  DOCKER_HOST            unix:///path/to/docker.sock of the engine to use
+
+Exit codes: 0 ok; 1 a stage failed (or --check found work); 2 usage; 3 invalid pipeline/lockfile;
+4 container engine or cache problem; 5 workspace locked by another run; 130 interrupted.
+`;
+
+const COMMANDS = ['init', 'status', 'plan', 'run', 'dag', 'gc', 'schema'] as const;
+type Command = (typeof COMMANDS)[number];
+
+/** The composition root: the only place that sees argv, env and the TTY, and sets exit codes. */
+export async function main(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    io.out(HELP);
+    return cmd === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (cmd === '--version' || cmd === '-V') {
+    io.out('hpcflow 0.1.0\n');
+    return EXIT.ok;
+  }
+  if (!(COMMANDS as readonly string[]).includes(cmd)) {
+    io.err(`hpcflow: unknown command '${cmd}'. Run 'hpcflow --help' for the list.\n`);
+    return EXIT.usage;
+  }
+  try {
+    return await dispatch(cmd as Command, rest, io);
+  } catch (e) {
+    return reportError(e, io);
+  }
+}
+
+async function dispatch(cmd: Command, args: readonly string[], io: CliIO): Promise<number> {
+  switch (cmd) {
+    case 'init':
+      return (await import('./cmd-init.js')).cmdInit(args, io);
+    case 'status':
+    case 'plan':
+      return (await import('./cmd-status.js')).cmdStatus(cmd, args, io);
+    case 'run':
+      return (await import('./cmd-run.js')).cmdRun(args, io);
+    case 'dag':
+      return (await import('./cmd-dag.js')).cmdDag(args, io);
+    case 'gc':
+      return (await import('./cmd-gc.js')).cmdGc(args, io);
+    case 'schema':
+      return (await import('./cmd-schema.js')).cmdSchema(args, io);
+    default: {
+      const never: never = cmd;
+      return never;
+    }
+  }
+}
+
+export function reportError(e: unknown, io: CliIO): number {
+  if (isHpcflowError(e)) {
+    for (const d of e.diagnostics) io.err(`${formatDiagnostic(d)}\n`);
+    if (e.diagnostics.length === 0 || e.code !== 'HPCFLOW_SPEC_INVALID') io.err(`hpcflow: ${e.message}\n`);
+    else io.err(`hpcflow: ${e.diagnostics.length} problem${e.diagnostics.length === 1 ? '' : 's'} in the pipeline files\n`);
+    if (e.hint) io.err(`  hint: ${e.hint}\n`);
+    return exitCodeFor(e.code);
+  }
+  // A bug: keep the stack, but say so.
+  io.err(`hpcflow: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  io.err('  this is a bug in hpcflow; please report it with the command you ran\n');
+  return 70;
+}

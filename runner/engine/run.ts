@@ -1,0 +1,243 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { ContentStore, OutputRecord } from '../cache/store.js';
+import type { RunCache } from '../cache/run-cache.js';
+import type { StageGraph } from '../dag/graph.js';
+import type { Reason } from '../dag/reasons.js';
+import type { PathHash } from '../fingerprint/path-hasher.js';
+import type { StageComponents } from '../fingerprint/stage.js';
+import { fingerprintOf } from '../fingerprint/stage.js';
+import type { Executor, ResolvedImage, StageRunResult } from '../executors/executor.js';
+import type { Lockfile, LockEntry } from '../lockfile/lockfile.js';
+import type { ImageSpec, Stage } from '../model/pipeline.js';
+import type { EngineEvent, FailureMode, OutcomeStatus, RunSummary, StageOutcome } from './events.js';
+import { hashDeps, outputPaths, staticComponents } from './inputs.js';
+import { decideWithCache } from './planner.js';
+import { Semaphore } from './semaphore.js';
+
+export interface RunOptions {
+  readonly workspace: string;
+  readonly graph: StageGraph;
+  /** Stage ids to consider, in topological order. */
+  readonly ids: readonly string[];
+  readonly executor: Executor;
+  readonly store: ContentStore;
+  readonly runs: RunCache;
+  /** Creates a fresh path hasher (memoised per stage, sharing one stat cache). */
+  readonly hashPath: (rel: string) => Promise<PathHash>;
+  /** Called when outputs were rewritten, so that hashers forget what they memoised. */
+  readonly invalidate: (paths: readonly string[]) => void;
+  readonly lock: Lockfile;
+  /** Persists the lockfile; called after every completed stage (serialised, atomic). */
+  readonly saveLock: (lock: Lockfile) => Promise<void>;
+  readonly forced: ReadonlySet<string>;
+  readonly concurrency: number;
+  readonly failureMode: FailureMode;
+  readonly signal: AbortSignal;
+  readonly onEvent: (e: EngineEvent) => void;
+  readonly runId?: string;
+}
+
+export function newRunId(now = new Date()): string {
+  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Run the stages: each waits for its upstreams, is decided with full knowledge (hashes of what
+ * the upstreams actually produced), and is then left alone, restored from the cache, or run by
+ * the executor. Outputs of a failed stage are never cached; the lockfile is updated after every
+ * stage that completed, so an interrupted run loses no finished work.
+ */
+export async function runStages(o: RunOptions): Promise<RunSummary> {
+  const started = Date.now();
+  const runId = o.runId ?? newRunId();
+  const stages: Record<string, LockEntry> = { ...o.lock.stages };
+  const outcomes = new Map<string, StageOutcome>();
+  const done = new Map<string, Promise<StageOutcome>>();
+  const slots = new Semaphore(Math.max(1, o.concurrency));
+  const images = new Map<string, Promise<ResolvedImage>>();
+  const cancelAll = new AbortController();
+  const onAbort = (): void => cancelAll.abort();
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  let stopping = false;
+  let lockWrite: Promise<void> = Promise.resolve();
+  const persist = (): Promise<void> => {
+    lockWrite = lockWrite.then(() => o.saveLock({ schema: o.lock.schema, stages: { ...stages } }));
+    return lockWrite;
+  };
+
+  o.onEvent({ type: 'run-start', runId, stages: o.ids });
+
+  const prepare = (spec: ImageSpec): Promise<ResolvedImage> => {
+    const key = JSON.stringify(spec);
+    let p = images.get(key);
+    if (p === undefined) {
+      p = o.executor.prepareImage(spec, o.workspace, { onLog: (_s, line) => o.onEvent({ type: 'image-log', tag: key, line }) }, cancelAll.signal);
+      images.set(key, p);
+    }
+    return p;
+  };
+
+  const process = async (stage: Stage): Promise<StageOutcome> => {
+    const ups = o.graph.upstream.get(stage.id) ?? [];
+    const upOutcomes = await Promise.all(ups.map((u) => done.get(u) ?? Promise.resolve(undefined)));
+    for (const [i, up] of upOutcomes.entries()) {
+      if (up !== undefined && (up.status === 'failed' || up.status === 'skipped' || up.status === 'canceled' || up.status === 'not-started')) {
+        return { status: 'skipped', reason: { kind: 'upstream-failed', stage: ups[i] ?? '?' } };
+      }
+    }
+    if (stopping || cancelAll.signal.aborted) return { status: 'not-started' };
+
+    let image: ResolvedImage;
+    try {
+      image = await prepare(stage.image);
+    } catch (e) {
+      if (cancelAll.signal.aborted) return { status: 'canceled' };
+      return { status: 'failed', fingerprint: null, error: (e as Error).message, reasons: [] };
+    }
+    const upstream: Record<string, string> = {};
+    for (const u of ups) {
+      const fp = fingerprintOfOutcome(outcomes.get(u)) ?? stages[u]?.fingerprint;
+      if (fp !== undefined) upstream[u] = fp;
+    }
+    const { deps, blockers } = await hashDeps(stage, o.graph, () => ({ state: 'disk' }), o.hashPath);
+    if (blockers.length > 0) {
+      return { status: 'failed', fingerprint: null, error: blockers.map(describeBlocker).join('; '), reasons: blockers };
+    }
+    const components: StageComponents = { ...staticComponents(stage), image: { tag: image.tag, digest: image.digest }, deps, upstream };
+    const fingerprint = fingerprintOf(components);
+    const lockEntry = stages[stage.id];
+    const plan = await decideWithCache(o, stage, components, fingerprint, lockEntry, o.forced.has(stage.id));
+    const d = plan.decision;
+    if (d.action === 'up-to-date') return { status: 'up-to-date', fingerprint };
+
+    o.onEvent({ type: 'stage-start', stage: stage.id, action: d.action, reasons: d.reasons });
+    if (d.action === 'restore' && plan.restoreFrom !== undefined) {
+      for (const rec of plan.restoreFrom) await o.store.restoreOutput(o.workspace, rec);
+      o.invalidate(plan.restoreFrom.map((r) => r.path));
+      stages[stage.id] = { ...components, fingerprint, outRecords: sortRecords(plan.restoreFrom) };
+      await persist();
+      return { status: 'restored', fingerprint, reasons: d.reasons };
+    }
+
+    await slots.acquire();
+    try {
+      if (stopping || cancelAll.signal.aborted) return { status: 'not-started' };
+      await clearOutputs(o.workspace, stage);
+      o.invalidate(outputPaths(stage));
+      const result = await o.executor.run(
+        { runId, stage, fingerprint, image, workspace: o.workspace },
+        { onLog: (stream, line) => o.onEvent({ type: 'stage-log', stage: stage.id, stream, line }) },
+        cancelAll.signal,
+      );
+      o.invalidate(outputPaths(stage));
+      const failure = failureOf(result);
+      if (result.canceled) return { status: 'canceled', result };
+      if (failure !== null) return { status: 'failed', fingerprint, error: failure, reasons: d.reasons, result };
+      const missing: string[] = [];
+      for (const p of outputPaths(stage)) if ((await o.hashPath(p)).kind === 'missing') missing.push(p);
+      if (missing.length > 0) {
+        return { status: 'failed', fingerprint, error: `declared output ${missing.join(', ')} was not produced`, reasons: d.reasons, result };
+      }
+      const records = await saveOutputs(o, stage);
+      const cachedRecords = records.filter((r) => stage.outs.find((x) => x.path === r.path)?.cache !== false);
+      await o.runs.put({ schema: 1, fingerprint, stage: stage.id, outs: cachedRecords, createdAt: new Date().toISOString() });
+      stages[stage.id] = { ...components, fingerprint, outRecords: records };
+      await persist();
+      return { status: 'ran', fingerprint, reasons: d.reasons, result };
+    } finally {
+      slots.release();
+    }
+  };
+
+  for (const id of o.ids) {
+    const stage = o.graph.stages.get(id);
+    if (stage === undefined) continue;
+    const t0 = Date.now();
+    const p = process(stage).catch((e: unknown): StageOutcome => ({
+      status: 'failed',
+      fingerprint: null,
+      error: e instanceof Error ? e.message : String(e),
+      reasons: [],
+    }));
+    done.set(
+      id,
+      p.then((outcome) => {
+        outcomes.set(id, outcome);
+        if (outcome.status === 'failed') {
+          if (o.failureMode === 'stop') stopping = true;
+          if (o.failureMode === 'cancel') {
+            stopping = true;
+            cancelAll.abort();
+          }
+        }
+        o.onEvent({ type: 'stage-end', stage: id, outcome, ms: Date.now() - t0 });
+        return outcome;
+      }),
+    );
+  }
+  await Promise.all(done.values());
+  await lockWrite;
+  o.signal.removeEventListener('abort', onAbort);
+
+  const counts = Object.fromEntries(
+    (['up-to-date', 'restored', 'ran', 'failed', 'skipped', 'canceled', 'not-started'] as OutcomeStatus[]).map((s) => [s, 0]),
+  ) as Record<OutcomeStatus, number>;
+  for (const oc of outcomes.values()) counts[oc.status] += 1;
+  const aborted = o.signal.aborted;
+  const ok = !aborted && counts.failed === 0 && counts.canceled === 0 && counts.skipped === 0 && counts['not-started'] === 0;
+  const summary: RunSummary = { runId, ok, aborted, counts, outcomes, wallMs: Date.now() - started };
+  o.onEvent({ type: 'run-end', runId, summary });
+  return summary;
+}
+
+function fingerprintOfOutcome(oc: StageOutcome | undefined): string | undefined {
+  if (oc === undefined) return undefined;
+  if (oc.status === 'up-to-date' || oc.status === 'restored' || oc.status === 'ran') return oc.fingerprint;
+  return undefined;
+}
+
+/** Why a finished process counts as a failure, or null if it succeeded. */
+export function failureOf(r: StageRunResult): string | null {
+  if (r.engineError !== null) return `container engine error: ${r.engineError}`;
+  if (r.timedOut) return `timed out after ${Math.round(r.commandMs / 1000)} s (time limit)`;
+  if (r.canceled) return 'canceled';
+  if (r.signal !== null) return `killed by ${r.signal}`;
+  if (r.exitCode !== 0) return `exit code ${r.exitCode ?? 'unknown'}`;
+  return null;
+}
+
+function describeBlocker(r: Reason): string {
+  if (r.kind === 'dep-missing') return `dependency ${r.path} is missing`;
+  if (r.kind === 'upstream-runs' || r.kind === 'upstream-changed') return `upstream ${r.stage} did not produce its outputs`;
+  return r.kind;
+}
+
+/** Remove declared outputs before a run, so a stale file can never pass for a fresh one. */
+async function clearOutputs(workspace: string, stage: Stage): Promise<void> {
+  for (const p of outputPaths(stage)) {
+    const abs = join(workspace, p);
+    await rm(abs, { recursive: true, force: true });
+    await mkdir(dirname(abs), { recursive: true });
+  }
+}
+
+async function saveOutputs(o: RunOptions, stage: Stage): Promise<OutputRecord[]> {
+  const records: OutputRecord[] = [];
+  for (const out of stage.outs) {
+    if (out.cache) {
+      records.push(await o.store.saveOutput(o.workspace, out.path));
+    } else {
+      const h = await o.hashPath(out.path);
+      if (h.kind === 'file') records.push({ path: out.path, kind: 'file', hash: h.hash, size: h.size, exec: h.exec });
+      else if (h.kind === 'dir') records.push({ path: out.path, kind: 'dir', hash: h.hash, size: h.size, files: h.files });
+    }
+  }
+  if (stage.metrics !== null) records.push(await o.store.saveOutput(o.workspace, stage.metrics));
+  return sortRecords(records);
+}
+
+function sortRecords(r: readonly OutputRecord[]): OutputRecord[] {
+  return [...r].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

@@ -1,0 +1,86 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { openCache } from '../cache/index.js';
+import type { ContentStore } from '../cache/store.js';
+import type { RunCache } from '../cache/run-cache.js';
+import type { StageGraph } from '../dag/graph.js';
+import { buildGraph } from '../dag/graph.js';
+import { PathHasher } from '../fingerprint/path-hasher.js';
+import type { PathHash } from '../fingerprint/path-hasher.js';
+import { StatCache } from '../fingerprint/stat-cache.js';
+import { HpcflowError } from '../errors.js';
+import type { Lockfile } from '../lockfile/lockfile.js';
+import { LOCKFILE_NAME, readLockfile, writeLockfile } from '../lockfile/lockfile.js';
+import type { Pipeline } from '../model/pipeline.js';
+import { loadWorkspaceCached } from '../spec/cached-load.js';
+
+/** Everything a command needs about one workspace, opened once. */
+export interface Workspace {
+  readonly root: string;
+  readonly pipeline: Pipeline;
+  readonly graph: StageGraph;
+  readonly lockPath: string;
+  lock: Lockfile;
+  readonly store: ContentStore;
+  readonly runs: RunCache;
+  readonly statCache: StatCache;
+  hashPath(rel: string): Promise<PathHash>;
+  /** Forget memoised hashes (after outputs were rewritten). */
+  invalidate(paths: readonly string[]): void;
+  saveLock(lock: Lockfile): Promise<void>;
+  /** Persist the stat cache (cheap when nothing changed). */
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Shared cache directory (several workspaces/runners may share one). */
+  readonly cacheDir?: string;
+  /** Compare only path + size for unchanged-file detection (filesystems whose mtimes drift). */
+  readonly lenient?: boolean;
+}
+
+/** The nearest directory at or above `from` that has a `pipelines/` directory. */
+export function findWorkspaceRoot(from: string): string {
+  let dir = resolve(from);
+  for (;;) {
+    if (existsSync(join(dir, 'pipelines'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) {
+      throw new HpcflowError('HPCFLOW_NOT_A_WORKSPACE', `no pipelines/ directory in ${resolve(from)} or any parent`, {
+        hint: 'run `hpcflow init` to create a workspace, or cd into one',
+      });
+    }
+    dir = up;
+  }
+}
+
+export async function openWorkspace(root: string, opts: OpenOptions = {}): Promise<Workspace> {
+  const pipeline = await loadWorkspaceCached(root);
+  const graph = buildGraph(pipeline);
+  const lockPath = join(root, LOCKFILE_NAME);
+  const lock = readLockfile(lockPath);
+  const { store, runs } = openCache(opts.cacheDir ?? join(root, '.hpcflow', 'cache'));
+  const statCache = StatCache.load(join(root, '.hpcflow', 'tmp', 'stat-cache.json'), { lenient: opts.lenient ?? false });
+  let hasher = new PathHasher({ workspace: root, statCache });
+  return {
+    root,
+    pipeline,
+    graph,
+    lockPath,
+    lock,
+    store,
+    runs,
+    statCache,
+    hashPath: (rel) => hasher.hash(rel),
+    invalidate: () => {
+      hasher = new PathHasher({ workspace: root, statCache });
+    },
+    async saveLock(next) {
+      this.lock = next;
+      await writeLockfile(lockPath, next);
+    },
+    async close() {
+      await statCache.save();
+    },
+  };
+}

@@ -1,0 +1,222 @@
+/**
+ * The pipeline file format (`pipelines/<name>.yaml`) as a zod schema: the single source of the
+ * input types (`z.infer`), of validation, and of the JSON Schema editors use for completion.
+ * Everything that needs more than one node to decide (defaults merging, interpolation, params
+ * files, existence of paths) happens after validation, in resolve-stage.ts and link.ts.
+ */
+import { z } from 'zod';
+import { MEMORY_RE, TIME_RE } from './units.js';
+
+/** Stage and pipeline names: they become ids and directory names, so no slashes or spaces. */
+export const STAGE_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/** Names usable as `${name}`; dots allowed because list-form params are named by dotted key. */
+export const PARAM_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+/** POSIX environment variable names. */
+export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Matrix string values appear in stage ids (`@k=v,k=v`), so they cannot contain its separators. */
+export const MATRIX_VALUE_RE = /^[^\s,=/@]+$/;
+
+const nonEmpty = (what: string) => z.string().min(1, { error: `${what} must not be empty` });
+const positiveInt = (what: string) =>
+  z.int({ error: `${what} must be a positive integer` }).positive({ error: `${what} must be a positive integer` });
+
+const ImageBuildSchema = z
+  .strictObject({
+    build: nonEmpty('build').describe('Build context: a directory under containers/ (e.g. "openmp" for containers/openmp/).'),
+    dockerfile: nonEmpty('dockerfile').optional().describe('Dockerfile inside the context. Default: "Dockerfile".'),
+  })
+  .describe('An image built from containers/<build>/, tagged by the content hash of that directory.');
+
+const ImageSchema = z
+  .union([nonEmpty('image').describe('An image reference, e.g. "debian:bookworm".'), ImageBuildSchema], {
+    error: 'expected an image reference string or { build: <dir under containers/> }',
+  })
+  .describe('The container image the stage runs in: a reference, or { build: <dir> } for containers/<dir>/. ${…} allowed.');
+
+const CmdSchema = z
+  .union([nonEmpty('cmd'), z.array(nonEmpty('cmd item')).min(1, { error: 'cmd list must not be empty' })], {
+    error: 'expected a command string or a list of command strings',
+  })
+  .describe('Shell command run by /bin/sh -c in the container; a list is joined with " && ". ${param} is substituted, $${ is a literal ${.');
+
+const WdirSchema = z.string().describe('Working directory, workspace-relative. Default: the workspace root. ${…} allowed.');
+
+const DepSchema = z
+  .union(
+    [
+      nonEmpty('dep').describe('A workspace path (file or directory), possibly another stage\'s output. ${…} allowed.'),
+      z
+        .strictObject({
+          stage: nonEmpty('stage').describe('A stage name of this pipeline, or "<pipeline>/<stage>" of another one.'),
+        })
+        .describe('Every output of another stage (all cells of a matrix stage).'),
+    ],
+    { error: 'expected a path string or { stage: <name> }' },
+  )
+  .describe('A dependency: a path, or { stage: <name> }.');
+
+const ParamRefSchema = z
+  .strictObject({
+    from: nonEmpty('from').optional().describe('Params file, workspace-relative. Default: the pipeline\'s params_file.'),
+    key: nonEmpty('key').describe('Dotted key in the params file, e.g. "heat.alpha".'),
+  })
+  .describe('A value read from a params file.');
+
+const ParamValueSchema = z
+  .union([ParamRefSchema, z.string(), z.number(), z.boolean(), z.null(), z.array(z.unknown())], {
+    error: 'expected an inline value or { from: <params file>, key: <dotted key> }',
+  })
+  .describe('An inline literal, or { from, key } to read it from a params file.');
+
+const ParamsSchema = z
+  .union(
+    [
+      z.array(nonEmpty('param key')).describe('Dotted keys of params_file; each is available as ${<key>}.'),
+      z.record(
+        z.string().regex(PARAM_NAME_RE, { error: 'param names start with a letter or "_" and contain letters, digits, "_", "." or "-"' }),
+        ParamValueSchema,
+      ),
+    ],
+    { error: 'expected a list of params-file keys or a mapping name → value' },
+  )
+  .describe('Parameters: a list of params_file keys, or a mapping name → inline value | { from, key }.');
+
+const OutSchema = z
+  .union(
+    [
+      nonEmpty('out').describe('Output path (file or directory), workspace-relative. ${…} allowed.'),
+      z
+        .strictObject({
+          path: nonEmpty('path').describe('Output path (file or directory), workspace-relative. ${…} allowed.'),
+          cache: z.boolean().optional().describe('false: not stored in the content cache (still checked). Default: true.'),
+        })
+        .describe('An output with options.'),
+    ],
+    { error: 'expected an output path or { path, cache }' },
+  )
+  .describe('An output: a path, or { path, cache }.');
+
+const MemorySchema = z
+  .union(
+    [
+      z.int({ error: 'memory must be a whole number of bytes' }).nonnegative({ error: 'memory must not be negative' }),
+      z.string().regex(MEMORY_RE, { error: 'memory must be a number of bytes or a number with a K/M/G/T suffix, e.g. 2G' }),
+    ],
+    { error: 'expected a number of bytes or a string like "2G"' },
+  )
+  .describe('Memory per node: bytes, or a number with K/M/G/T suffix (binary: 1G = 1024^3 bytes).');
+
+const TimeSchema = z
+  .union(
+    [
+      z.int({ error: 'time must be a whole number of seconds' }).positive({ error: 'time must be positive' }),
+      z.string().regex(TIME_RE, { error: 'time must be seconds or "MM:SS", "HH:MM:SS" or "D-HH:MM:SS"' }),
+    ],
+    { error: 'expected seconds or a string like "01:30:00"' },
+  )
+  .describe('Time limit: seconds, or "MM:SS" / "HH:MM:SS" / "D-HH:MM:SS".');
+
+const ResourcesSchema = z
+  .strictObject({
+    nodes: positiveInt('nodes').optional().describe('Number of nodes. Default: 1.'),
+    tasks_per_node: positiveInt('tasks_per_node').optional().describe('Processes per node (MPI ranks). Default: 1.'),
+    cpus_per_task: positiveInt('cpus_per_task').optional().describe('CPUs (threads) per process. Default: 1.'),
+    memory: MemorySchema.optional(),
+    time: TimeSchema.optional(),
+  })
+  .describe('Launch shape. Merged field by field over defaults.resources.');
+
+const EnvSchema = z
+  .record(
+    z.string().regex(ENV_NAME_RE, { error: 'environment variable names contain letters, digits and "_" and do not start with a digit' }),
+    z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string, number or boolean' }),
+  )
+  .describe('Environment variables (numbers and booleans are stringified). Merged over defaults.env. ${…} allowed in values.');
+
+const MatrixSchema = z
+  .record(
+    z.string().regex(PARAM_NAME_RE, { error: 'matrix keys start with a letter or "_" and contain letters, digits, "_", "." or "-"' }),
+    z
+      .array(
+        z.union(
+          [
+            z.string().regex(MATRIX_VALUE_RE, { error: 'matrix values must not contain whitespace, ",", "=", "/" or "@"' }),
+            z.number(),
+            z.boolean(),
+          ],
+          { error: 'matrix values must be strings, numbers or booleans' },
+        ),
+      )
+      .min(1, { error: 'a matrix list must not be empty' }),
+  )
+  .describe('Expands the stage into the cartesian product of these lists; each value is available as ${key}.');
+
+/** The keys a stage and `defaults` share. */
+const commonStageShape = {
+  image: ImageSchema.optional(),
+  cmd: CmdSchema.optional(),
+  wdir: WdirSchema.optional(),
+  resources: ResourcesSchema.optional(),
+  env: EnvSchema.optional(),
+};
+
+const DefaultsSchema = z
+  .strictObject(commonStageShape)
+  .describe('Values merged under every stage: stage values win; resources and env merge key by key.');
+
+const StageSchema = z
+  .strictObject({
+    ...commonStageShape,
+    deps: z.array(DepSchema).optional().describe('Inputs: paths, or { stage: <name> } for all outputs of a stage.'),
+    params: ParamsSchema.optional(),
+    outs: z.array(OutSchema).optional().describe('Outputs (files or directories) the stage writes.'),
+    metrics: nonEmpty('metrics').optional().describe('Path of a metrics JSON file the stage writes; it is an output too.'),
+    matrix: MatrixSchema.optional(),
+  })
+  .describe('A stage: a command run in a container, with its inputs and outputs.');
+
+/** The whole `pipelines/<name>.yaml` file. */
+export const PipelineFileSchema = z
+  .strictObject({
+    params_file: nonEmpty('params_file').optional().describe('Params file for list-form params and { key } refs. Default: "params.yaml".'),
+    defaults: DefaultsSchema.optional(),
+    stages: z
+      .record(
+        z.string().regex(STAGE_NAME_RE, {
+          error: 'stage names contain letters, digits, "_", "." and "-" and start with a letter, digit or "_"',
+        }),
+        StageSchema,
+      )
+      .describe('The stages, by name. The pipeline\'s name is the file\'s basename.'),
+  })
+  .meta({
+    title: 'hpcflow pipeline',
+    description: 'An hpcflow pipeline file: pipelines/<name>.yaml in a workspace.',
+  });
+
+/** A validated pipeline file, before defaults, matrix and interpolation are applied. */
+export type PipelineFileInput = z.infer<typeof PipelineFileSchema>;
+/** One stage as written. */
+export type StageInput = z.infer<typeof StageSchema>;
+/** `defaults:` as written. */
+export type DefaultsInput = z.infer<typeof DefaultsSchema>;
+/** `image:` as written. */
+export type ImageInput = z.infer<typeof ImageSchema>;
+/** `resources:` as written. */
+export type ResourcesInput = z.infer<typeof ResourcesSchema>;
+/** One `deps:` item as written. */
+export type DepInput = z.infer<typeof DepSchema>;
+/** One `outs:` item as written. */
+export type OutInput = z.infer<typeof OutSchema>;
+/** `params:` as written. */
+export type ParamsInput = z.infer<typeof ParamsSchema>;
+
+/** The JSON Schema (draft 2020-12) of a pipeline file, generated from the zod schema. */
+export function pipelineJsonSchema(): object {
+  return z.toJSONSchema(PipelineFileSchema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' });
+}
+
+/** The exact text of `schema/pipeline.schema.json` (what `npm run schema` writes). */
+export function pipelineJsonSchemaText(): string {
+  return `${JSON.stringify(pipelineJsonSchema(), null, 2)}\n`;
+}
