@@ -13,6 +13,7 @@ Commands:
   status [stage...]      what would run, be restored from the cache, or is up to date — and why
   plan [stage...]        the same as a plan in topological order (--json for machines)
   run [stage...]         run changed stages (and their changed upstreams); restore cached ones
+  commit [stage...]      record the outputs on disk as the result of the current inputs (no run)
   dag [--dot]            the stage graph as text or Graphviz dot
   gc [--dry-run]         remove cache entries no hpcflow.lock in the git history refers to
   schema [--write FILE]  print or write the JSON Schema of pipeline files
@@ -42,7 +43,7 @@ Exit codes: 0 ok; 1 a stage failed (or --check found work); 2 usage; 3 invalid p
 4 container engine or cache problem; 5 workspace locked by another run; 130 interrupted.
 `;
 
-const COMMANDS = ['init', 'status', 'plan', 'run', 'dag', 'gc', 'schema'] as const;
+const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema'] as const;
 type Command = (typeof COMMANDS)[number];
 
 /** The composition root: the only place that sees argv, env and the TTY, and sets exit codes. */
@@ -76,6 +77,8 @@ async function dispatch(cmd: Command, args: readonly string[], io: CliIO): Promi
       return (await import('./cmd-status.js')).cmdStatus(cmd, args, io);
     case 'run':
       return (await import('./cmd-run.js')).cmdRun(args, io);
+    case 'commit':
+      return (await import('./cmd-commit.js')).cmdCommit(args, io);
     case 'dag':
       return (await import('./cmd-dag.js')).cmdDag(args, io);
     case 'gc':

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { formatReason } from '../dag/reasons.js';
 import type { StageGraph } from '../dag/graph.js';
 import { sortKeys } from '../util/canonical-json.js';
-import { writeFileAtomic } from '../util/fs-atomic.js';
+import { ensureDir, writeFileAtomic } from '../util/fs-atomic.js';
 import type { RunSummary, StageOutcome } from './events.js';
 
 /** The JSON form of one stage's outcome in a run record. Pure. */
@@ -37,7 +37,9 @@ export async function writeRunRecord(root: string, s: RunSummary, graph: StageGr
   const stages: Record<string, unknown> = {};
   for (const [id, o] of s.outcomes) stages[id] = { ...outcomeRecord(o), upstream: graph.upstream.get(id) ?? [] };
   const record = { schema: 1, runId: s.runId, ok: s.ok, aborted: s.aborted, wallMs: s.wallMs, counts: s.counts, stages };
-  const file = join(root, '.hpcflow', 'runs', `${s.runId}.json`);
+  const dir = join(root, '.hpcflow', 'runs');
+  await ensureDir(dir);
+  const file = join(dir, `${s.runId}.json`);
   await writeFileAtomic(file, `${JSON.stringify(sortKeys(record), null, 2)}\n`);
   return file;
 }

@@ -12,7 +12,7 @@ import { HpcflowError } from '../errors.js';
 import type { Lockfile } from '../lockfile/lockfile.js';
 import { LOCKFILE_NAME, readLockfile, writeLockfile } from '../lockfile/lockfile.js';
 import type { Pipeline } from '../model/pipeline.js';
-import { loadWorkspaceCached } from '../spec/cached-load.js';
+import { loadWorkspaceCachedOrThrow } from '../spec/cached-load.js';
 
 /** Everything a command needs about one workspace, opened once. */
 export interface Workspace {
@@ -55,14 +55,14 @@ export function findWorkspaceRoot(from: string): string {
 }
 
 export async function openWorkspace(root: string, opts: OpenOptions = {}): Promise<Workspace> {
-  const pipeline = await loadWorkspaceCached(root);
+  const pipeline = await loadWorkspaceCachedOrThrow(root);
   const graph = buildGraph(pipeline);
   const lockPath = join(root, LOCKFILE_NAME);
   const lock = readLockfile(lockPath);
   const { store, runs } = openCache(opts.cacheDir ?? join(root, '.hpcflow', 'cache'));
   const statCache = StatCache.load(join(root, '.hpcflow', 'tmp', 'stat-cache.json'), { lenient: opts.lenient ?? false });
   let hasher = new PathHasher({ workspace: root, statCache });
-  return {
+  const ws: Workspace = {
     root,
     pipeline,
     graph,
@@ -76,11 +76,12 @@ export async function openWorkspace(root: string, opts: OpenOptions = {}): Promi
       hasher = new PathHasher({ workspace: root, statCache });
     },
     async saveLock(next) {
-      this.lock = next;
+      ws.lock = next;
       await writeLockfile(lockPath, next);
     },
     async close() {
       await statCache.save();
     },
   };
+  return ws;
 }

@@ -1,0 +1,42 @@
+import { applyGc, planGc } from '../engine/gc.js';
+import { lockfilesInHistory } from '../git/lockfile-history.js';
+import type { Lockfile } from '../lockfile/lockfile.js';
+import { LOCKFILE_NAME, parseLockfile } from '../lockfile/lockfile.js';
+import { COMMON_OPTIONS, parse } from './args.js';
+import { openFromArgs } from './context.js';
+import { EXIT } from './exit-codes.js';
+import type { CliIO } from './io.js';
+import { HELP } from './main.js';
+
+/** `hpcflow gc`: keep what any lockfile in the git history (or the working tree) refers to. */
+export async function cmdGc(args: readonly string[], io: CliIO): Promise<number> {
+  const { values } = parse(args, { ...COMMON_OPTIONS, 'dry-run': { type: 'boolean', default: false } });
+  if (values.help) {
+    io.out(HELP);
+    return EXIT.ok;
+  }
+  const ws = await openFromArgs(values, io);
+  const history = await lockfilesInHistory(ws.root, LOCKFILE_NAME);
+  if (history.gitRoot === null) io.err('hpcflow gc: not a git repository — keeping only what the working-tree hpcflow.lock refers to\n');
+  const locks: Lockfile[] = [ws.lock];
+  for (const t of history.texts) {
+    try {
+      locks.push(parseLockfile(t));
+    } catch {
+      io.err('hpcflow gc: skipping an unreadable hpcflow.lock in the history\n');
+    }
+  }
+  const plan = await planGc(locks, ws.runs, ws.store);
+  if (values['dry-run']) {
+    const out = { dryRun: true, commitsScanned: history.commitsScanned, lockfiles: locks.length, entriesToRemove: plan.removeEntries.length, entriesKept: plan.keepFingerprints.size };
+    io.out(values.json ? `${JSON.stringify(out)}\n` : `would remove ${plan.removeEntries.length} run-cache entr${plan.removeEntries.length === 1 ? 'y' : 'ies'} (and the objects only they use); ${history.commitsScanned} commits scanned\n`);
+    return EXIT.ok;
+  }
+  const rep = await applyGc(plan, ws.runs, ws.store);
+  io.out(
+    values.json
+      ? `${JSON.stringify({ ...rep, commitsScanned: history.commitsScanned })}\n`
+      : `removed ${rep.entriesRemoved} run-cache entries and ${rep.objectsRemoved} objects (${(rep.bytesRemoved / 2 ** 20).toFixed(1)} MiB); kept ${rep.entriesKept} fingerprints from ${locks.length} lockfile versions in ${history.commitsScanned} commits\n`,
+  );
+  return EXIT.ok;
+}

@@ -1,0 +1,65 @@
+import type { OutputRecord } from '../cache/store.js';
+import type { StageComponents } from '../fingerprint/stage.js';
+import { fingerprintOf } from '../fingerprint/stage.js';
+import { HpcflowError } from '../errors.js';
+import type { ImageSpec } from '../model/pipeline.js';
+import type { ImageState } from '../executors/executor.js';
+import type { LockEntry, Lockfile } from '../lockfile/lockfile.js';
+import { hashDeps, outputPaths, staticComponents } from './inputs.js';
+import type { Workspace } from './workspace.js';
+
+/**
+ * `hpcflow commit`: record the outputs now on disk as the result of the stages' current inputs,
+ * without running anything (like `dvc commit`) — for adopting results produced outside hpcflow,
+ * or after fixing an output by hand. Outputs are stored in the cache, so they are restorable.
+ * Every selected stage must have its image present and all its outputs on disk.
+ */
+export async function commitStages(
+  ws: Workspace,
+  ids: readonly string[],
+  imageState: (spec: ImageSpec) => Promise<ImageState>,
+): Promise<{ committed: string[] }> {
+  const stages: Record<string, LockEntry> = { ...ws.lock.stages };
+  const committed: string[] = [];
+  for (const id of ids) {
+    const stage = ws.graph.stages.get(id);
+    if (stage === undefined) continue;
+    const img = await imageState(stage.image);
+    if (img.state !== 'present') {
+      throw new HpcflowError('HPCFLOW_IMAGE_NOT_FOUND', `cannot commit ${id}: image ${img.tag} is not available (${img.reason})`, {
+        hint: 'run the stage once, or build the image first',
+      });
+    }
+    const { deps, blockers } = await hashDeps(stage, ws.graph, () => ({ state: 'disk' }), ws.hashPath);
+    if (blockers.length > 0) {
+      throw new HpcflowError('HPCFLOW_STAGE_FAILED', `cannot commit ${id}: a dependency is missing`, { hint: 'produce it first' });
+    }
+    const upstream: Record<string, string> = {};
+    for (const u of ws.graph.upstream.get(id) ?? []) {
+      const fp = stages[u]?.fingerprint;
+      if (fp !== undefined) upstream[u] = fp;
+    }
+    const components: StageComponents = { ...staticComponents(stage), image: { tag: img.image.tag, digest: img.image.digest }, deps, upstream };
+    const records: OutputRecord[] = [];
+    for (const p of outputPaths(stage)) {
+      const h = await ws.hashPath(p);
+      if (h.kind === 'missing') {
+        throw new HpcflowError('HPCFLOW_STAGE_FAILED', `cannot commit ${id}: output ${p} does not exist`, { hint: 'run the stage instead' });
+      }
+      const cached = stage.outs.find((o) => o.path === p)?.cache !== false;
+      records.push(cached ? await ws.store.saveOutput(ws.root, p) : h.kind === 'file'
+        ? { path: p, kind: 'file', hash: h.hash, size: h.size, exec: h.exec }
+        : { path: p, kind: 'dir', hash: h.hash, size: h.size, files: h.files });
+    }
+    records.sort((a, b) => (a.path < b.path ? -1 : 1));
+    const fingerprint = fingerprintOf(components);
+    if (!stage.outs.some((o) => !o.cache)) {
+      await ws.runs.put({ schema: 1, fingerprint, stage: id, outs: records, createdAt: new Date().toISOString() });
+    }
+    stages[id] = { ...components, fingerprint, outRecords: records };
+    committed.push(id);
+  }
+  const next: Lockfile = { schema: ws.lock.schema, stages };
+  await ws.saveLock(next);
+  return { committed };
+}
