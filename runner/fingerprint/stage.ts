@@ -55,6 +55,31 @@ export function declaredOuts(stage: Stage): string[] {
 export function fingerprintOf(c: StageComponents): string {
   const h = new Blake3Hasher();
   h.update(`hpcflow-stage-v${FINGERPRINT_VERSION}\n`);
-  h.update(canonicalJson(c));
+  h.update(componentsJson(c));
   return h.digest('hex');
+}
+
+function sorted<T>(r: Readonly<Record<string, T>>, f: (v: T) => unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(r).sort()) out[k] = f(r[k] as T);
+  return out;
+}
+
+/**
+ * `canonicalJson(c)`, byte for byte (a unit test holds them equal), but built by the native
+ * JSON.stringify over objects created in sorted key order: a one-shot CLI runs this before the
+ * JIT has warmed up, where the generic canonicaliser costs ~30 µs per stage.
+ */
+export function componentsJson(c: StageComponents): string {
+  return JSON.stringify({
+    cmd: c.cmd,
+    deps: sorted(c.deps, (d) => ({ hash: d.hash, kind: d.kind, size: d.size })),
+    env: sorted(c.env, (v) => v),
+    image: { digest: c.image.digest, tag: c.image.tag },
+    outs: c.outs,
+    params: sorted(c.params, (v) => (v !== null && typeof v === 'object' ? JSON.parse(canonicalJson(v)) : v)),
+    shape: { cpusPerTask: c.shape.cpusPerTask, nodes: c.shape.nodes, tasksPerNode: c.shape.tasksPerNode },
+    upstream: sorted(c.upstream, (v) => v),
+    wdir: c.wdir,
+  });
 }

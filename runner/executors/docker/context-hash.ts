@@ -27,6 +27,8 @@ export interface ContextHash {
   readonly tag: string;
   /** Files and symlinks that counted. */
   readonly entries: number;
+  /** Everything the build sends (files, symlinks, and the directories holding them), relative. */
+  readonly paths: readonly string[];
 }
 
 /** A build spec resolved against a workspace. */
@@ -77,19 +79,24 @@ interface Entry {
   readonly exec: boolean;
 }
 
-async function walk(
-  root: string,
-  rules: readonly IgnoreRule[],
-  dockerfile: string,
-): Promise<Entry[]> {
+interface Listing {
+  readonly entries: Entry[];
+  readonly dirs: string[];
+}
+
+async function walk(root: string, rules: readonly IgnoreRule[], dockerfile: string): Promise<Listing> {
   const out: Entry[] = [];
+  const dirs: string[] = [];
   async function visit(relDir: string): Promise<void> {
     const absDir = relDir === '' ? root : path.join(root, relDir);
     for (const d of await readdir(absDir, { withFileTypes: true })) {
       const rel = relDir === '' ? d.name : `${relDir}/${d.name}`;
       const abs = path.join(absDir, d.name);
       if (d.isDirectory()) {
-        if (!canPruneDirectory(rel, rules)) await visit(rel);
+        if (!canPruneDirectory(rel, rules)) {
+          dirs.push(rel);
+          await visit(rel);
+        }
       } else if (isIgnored(rel, rules, dockerfile)) {
         continue;
       } else if (d.isSymbolicLink()) {
@@ -102,7 +109,8 @@ async function walk(
   }
   await visit('');
   // Code-unit order: locale-independent.
-  return out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+  out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+  return { entries: out, dirs };
 }
 
 type Hasher = { update(input: Uint8Array | string): unknown; digest(format: string): string };
@@ -128,7 +136,7 @@ export async function hashBuildContext(ctx: BuildContext): Promise<ContextHash> 
   const { Blake3Hasher } = await import('@napi-rs/blake-hash');
   const newHasher = (): Hasher => new Blake3Hasher();
   const rules = await loadIgnoreRules(ctx.dir);
-  const entries = await walk(ctx.dir, rules, ctx.dockerfile);
+  const { entries, dirs } = await walk(ctx.dir, rules, ctx.dockerfile);
   const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   const manifest = newHasher();
   manifest.update(`${MANIFEST_VERSION}\ndockerfile ${JSON.stringify(ctx.dockerfile)}\n`);
@@ -138,7 +146,12 @@ export async function hashBuildContext(ctx: BuildContext): Promise<ContextHash> 
     manifest.update(`${e.kind} ${e.exec ? 'x' : '-'} ${digest} ${JSON.stringify(e.rel)}\n`);
   }
   const hash = manifest.digest('hex');
-  return { hash, tag: contextImageTag(ctx.name, hash), entries: entries.length };
+  return {
+    hash,
+    tag: contextImageTag(ctx.name, hash),
+    entries: entries.length,
+    paths: [...dirs.sort(), ...entries.map((e) => e.rel)],
+  };
 }
 
 function linkDigest(newHasher: () => Hasher, target: string): string {

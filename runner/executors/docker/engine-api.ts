@@ -67,6 +67,19 @@ export function isConnectionError(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ECONNRESET';
 }
 
+/** HTTP status of a dockerode error, if it has one. */
+export function statusCode(e: unknown): number | undefined {
+  const s = (e as { statusCode?: unknown } | null)?.statusCode;
+  return typeof s === 'number' ? s : undefined;
+}
+
+/** The engine's own message of a dockerode error (`{"message": …}`), else the error's message. */
+export function describeEngineError(e: unknown): string {
+  const json = (e as { json?: { message?: unknown } } | null)?.json;
+  if (json !== undefined && json !== null && typeof json.message === 'string') return json.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
 export function engineUnavailable(socketPath: string, cause: unknown): HpcflowError {
   const code = (cause as { code?: unknown } | null)?.code;
   const why = code === 'EACCES' ? 'permission denied' : typeof code === 'string' ? code : String(cause);

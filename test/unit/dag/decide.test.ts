@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { decide, diffComponents, diffOutputs } from '../../../runner/dag/decide.js';
 import { formatReason } from '../../../runner/dag/reasons.js';
 import type { StageComponents } from '../../../runner/fingerprint/stage.js';
-import { fingerprintOf } from '../../../runner/fingerprint/stage.js';
+import { componentsJson, fingerprintOf } from '../../../runner/fingerprint/stage.js';
+import { canonicalJson } from '../../../runner/util/canonical-json.js';
 import type { LockEntry } from '../../../runner/lockfile/lockfile.js';
 
 const base: StageComponents = {
@@ -109,8 +110,18 @@ describe('diffOutputs', () => {
 });
 
 describe('fingerprint', () => {
+  it('componentsJson is exactly the canonical JSON of the components', () => {
+    const variants: StageComponents[] = [
+      base,
+      { ...base, params: { z: { b: [1, { d: 1, c: 2 }], a: null }, a: 'x', m: 1.5 }, env: { Z: '1', A: '2' } },
+      { ...base, deps: {}, upstream: { b: '2', a: '1' }, outs: [] },
+    ];
+    for (const v of variants) expect(componentsJson(v)).toBe(canonicalJson(v));
+  });
+
   it('is stable under key order and changes with any component', () => {
-    const reordered = JSON.parse(JSON.stringify({ outs: base.outs, ...base })) as StageComponents;
+    const { outs, ...rest } = base;
+    const reordered = JSON.parse(JSON.stringify({ outs, ...rest })) as StageComponents;
     expect(fingerprintOf(reordered)).toBe(fingerprintOf(base));
     expect(fingerprintOf({ ...base, env: {} })).not.toBe(fingerprintOf(base));
     expect(fingerprintOf(base)).toMatch(/^[0-9a-f]{64}$/);

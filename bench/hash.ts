@@ -1,0 +1,61 @@
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { execa } from 'execa';
+import { open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomFillSync } from 'node:crypto';
+import { hashFile, hashFileSync } from '../runner/fingerprint/hash-file.js';
+import { summarize, timeIt } from './lib.js';
+import type { Sample } from './lib.js';
+
+export interface HashResult {
+  readonly bytes: number;
+  readonly catGBs: Sample;
+  readonly hashFileGBs: Sample;
+  readonly hashFileSyncGBs: Sample;
+  readonly blake3MemGBs: Sample;
+  /** hashFile throughput / in-memory single-core BLAKE3 (target ≥ 0.8). */
+  readonly ratioToBlake3: number;
+  /** hashFile throughput / cat of the same page-cached file. */
+  readonly ratioToCat: number;
+}
+
+/**
+ * Hashing a page-cached 1 GiB file: hpcflow's hashFile (async 1 MiB reads, native BLAKE3)
+ * against `cat file > /dev/null` (the read ceiling) and BLAKE3 over memory (the hash ceiling),
+ * measured alternately.
+ */
+export async function benchHash(bytes: number, reps: number): Promise<HashResult> {
+  const file = join(tmpdir(), `hpcflow-bench-hash-${process.pid}.bin`);
+  const chunk = Buffer.alloc(1 << 24);
+  randomFillSync(chunk);
+  const fh = await open(file, 'w');
+  for (let off = 0; off < bytes; off += chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, bytes - off));
+  await fh.close();
+  try {
+    await execa('sh', ['-c', `cat '${file}' > /dev/null`]); // warm the page cache
+    const gbs = (ms: number): number => bytes / 1e9 / (ms / 1000);
+    const cat: number[] = [];
+    const hf: number[] = [];
+    const hfs: number[] = [];
+    const mem: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      cat.push(gbs(await timeIt(() => execa('sh', ['-c', `cat '${file}' > /dev/null`]))));
+      hf.push(gbs(await timeIt(() => hashFile(file))));
+      hfs.push(gbs(await timeIt(async () => hashFileSync(file))));
+      mem.push(
+        gbs(
+          await timeIt(async () => {
+            const h = new Blake3Hasher();
+            for (let off = 0; off < bytes; off += 1 << 20) h.update(chunk.subarray(off % chunk.length, (off % chunk.length) + (1 << 20)));
+            h.digest('hex');
+          }),
+        ),
+      );
+    }
+    const r = { catGBs: summarize(cat), hashFileGBs: summarize(hf), hashFileSyncGBs: summarize(hfs), blake3MemGBs: summarize(mem) };
+    return { bytes, ...r, ratioToBlake3: r.hashFileGBs.median / r.blake3MemGBs.median, ratioToCat: r.hashFileGBs.median / r.catGBs.median };
+  } finally {
+    await rm(file, { force: true });
+  }
+}

@@ -1,0 +1,59 @@
+import { writeFile, mkdir } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { benchHash } from './hash.js';
+import { benchOverhead } from './overhead.js';
+import { benchStatus } from './status.js';
+import { ROOT, fmt } from './lib.js';
+
+/**
+ * `npm run bench [-- status hash overhead]`: every comparison is measured side by side in one
+ * run and reported as medians with quartiles and ratios, because these machines are shared.
+ * Writes bench/results/latest.json and prints a markdown report.
+ */
+const IMAGE = 'hpcflow-test/busybox:1';
+const all = ['status', 'overhead', 'hash'] as const;
+const picked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const run = (name: (typeof all)[number]): boolean => picked.length === 0 || picked.includes(name);
+
+async function main(): Promise<void> {
+  await execa('bash', ['scripts/build-test-images.sh'], { cwd: ROOT, stdio: 'inherit' });
+  await execa('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+  const results: Record<string, unknown> = { date: new Date().toISOString(), machine };
+  const md: string[] = [`# hpcflow benchmarks — ${results.date as string}`, '', `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memGiB} GiB, Node ${machine.node}.`, ''];
+
+  if (run('status')) {
+    const r = await benchStatus([10, 100, 1000, 10000], 7, IMAGE);
+    results.status = r;
+    md.push('## No-op `hpcflow status`, end to end (process start included), 7 runs', '', '| stages | median ms | p25–p75 ms | first run (cold stat/spec cache) ms |', '|---:|---:|---:|---:|');
+    for (const x of r) md.push(`| ${x.stages} | ${fmt(x.noop.median)} | ${fmt(x.noop.p25)}–${fmt(x.noop.p75)} | ${fmt(x.cold)} |`);
+    md.push('', 'Target: 1,000 stages under 150 ms.', '');
+  }
+  if (run('overhead')) {
+    const r = await benchOverhead(20, 5, IMAGE);
+    results.overhead = r;
+    md.push('## Runner overhead per stage vs bare dockerode (20 trivial stages, -j1, alternated, 5 reps)', '', '| | median ms | p25–p75 ms |', '|---|---:|---:|');
+    md.push(`| bare dockerode create/start/wait/remove | ${fmt(r.bareDockerodeMs.median)} | ${fmt(r.bareDockerodeMs.p25)}–${fmt(r.bareDockerodeMs.p75)} |`);
+    md.push(`| hpcflow, marginal per stage | ${fmt(r.hpcflowPerStageMs.median)} | ${fmt(r.hpcflowPerStageMs.p25)}–${fmt(r.hpcflowPerStageMs.p75)} |`);
+    md.push('', `Overhead beyond the container: **${fmt(r.overheadMs)} ms** per stage (ratio ${r.ratio.toFixed(2)}). Target: < 20 ms.`, '');
+  }
+  if (run('hash')) {
+    const r = await benchHash(2 ** 30, 5);
+    results.hash = r;
+    md.push('## Hashing a page-cached 1 GiB file (5 reps, alternated)', '', '| | median GB/s | p25–p75 |', '|---|---:|---:|');
+    const row = (n: string, s: { median: number; p25: number; p75: number }): string => `| ${n} | ${s.median.toFixed(2)} | ${s.p25.toFixed(2)}–${s.p75.toFixed(2)} |`;
+    md.push(row('`cat file > /dev/null`', r.catGBs), row('hpcflow hashFile (async, 1 MiB reads)', r.hashFileGBs), row('hpcflow hashFileSync', r.hashFileSyncGBs), row('BLAKE3 over memory, 1 core', r.blake3MemGBs));
+    md.push('', `hashFile / single-core BLAKE3 = **${r.ratioToBlake3.toFixed(2)}** (target ≥ 0.8); hashFile / cat = ${r.ratioToCat.toFixed(2)}.`, '');
+  }
+  await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+  await writeFile(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(join(ROOT, 'bench/results/latest.md'), `${md.join('\n')}\n`);
+  process.stdout.write(`${md.join('\n')}\n`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
