@@ -118,6 +118,7 @@ stages:
   });
 
   it('a second run on the same workspace is refused while one holds the lock', async () => {
+    await write('pipelines/f.yaml', `stages:\n  s:\n    image: hpcflow-test/busybox:1\n    cmd: echo hi > s.txt\n    outs: [s.txt]\n`);
     await mkdir(join(ws, '.hpcflow/tmp'), { recursive: true });
     // A live process (this test runner) "holds" the lock.
     await writeFile(join(ws, '.hpcflow/tmp/run.lock'), JSON.stringify({ pid: process.pid, host: (await import('node:os')).hostname(), since: 'now' }));
