@@ -20,6 +20,7 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
     downstream: { type: 'boolean', default: false },
     force: { type: 'boolean', short: 'f', default: false },
     jobs: { type: 'string', short: 'j' },
+    cpus: { type: 'string' },
     'on-failure': { type: 'string', default: 'stop' },
   });
   if (values.help) {
@@ -32,6 +33,9 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
   }
   const jobs = values.jobs === undefined ? availableParallelism() : Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) throw new HpcflowError('HPCFLOW_USAGE', `--jobs must be a positive integer (got '${values.jobs}')`);
+
+  const cpuBudget = values.cpus === undefined ? availableParallelism() : Number(values.cpus);
+  if (!Number.isInteger(cpuBudget) || cpuBudget < 1) throw new HpcflowError('HPCFLOW_USAGE', `--cpus must be a positive integer (got '${values.cpus}')`);
 
   const ws = await openFromArgs(values, io);
   const release = acquireWorkspaceLock(join(ws.root, '.hpcflow', 'tmp', 'run.lock'));
@@ -70,6 +74,7 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
       saveLock: (l) => ws.saveLock(l),
       forced,
       concurrency: jobs,
+      cpuBudget,
       failureMode: mode,
       signal: abort.signal,
       onEvent: (e) => reporter.onEvent(e),

@@ -29,6 +29,8 @@ run options:
   --downstream           also run everything downstream of the named stages
   -f, --force            run the named stages (or all) even if up to date
   -j, --jobs N           stages run at once (default: number of CPUs)
+  --cpus N               CPUs the running stages share: a stage takes nodes × tasks × cpus_per_task
+                         of them, so wide stages do not oversubscribe the machine (default: number of CPUs)
   --on-failure MODE      stop (default: start nothing new) | continue (independent stages go on) | cancel (abort running stages)
 
 status options:

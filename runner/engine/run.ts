@@ -32,7 +32,10 @@ export interface RunOptions {
   /** Persists the lockfile; called after every completed stage (serialised, atomic). */
   readonly saveLock: (lock: Lockfile) => Promise<void>;
   readonly forced: ReadonlySet<string>;
+  /** Stages running at once (-j). */
   readonly concurrency: number;
+  /** CPUs the running stages may use together (a stage takes tasks × cpus per task of it). */
+  readonly cpuBudget: number;
   readonly failureMode: FailureMode;
   readonly signal: AbortSignal;
   readonly onEvent: (e: EngineEvent) => void;
@@ -56,6 +59,7 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
   const outcomes = new Map<string, StageOutcome>();
   const done = new Map<string, Promise<StageOutcome>>();
   const slots = new Semaphore(Math.max(1, o.concurrency));
+  const cpus = new Semaphore(Math.max(1, o.cpuBudget));
   const images = new Map<string, Promise<ResolvedImage>>();
   const cancelAll = new AbortController();
   const onAbort = (): void => cancelAll.abort();
@@ -122,6 +126,8 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
     }
 
     await slots.acquire();
+    const r = stage.resources;
+    const heldCpus = await cpus.acquire(r.nodes * r.tasksPerNode * r.cpusPerTask);
     try {
       if (stopping || cancelAll.signal.aborted) return { status: 'not-started' };
       await clearOutputs(o.workspace, stage);
@@ -147,6 +153,7 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
       await persist();
       return { status: 'ran', fingerprint, reasons: d.reasons, result };
     } finally {
+      cpus.release(heldCpus);
       slots.release();
     }
   };

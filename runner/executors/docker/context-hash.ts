@@ -113,7 +113,7 @@ async function walk(root: string, rules: readonly IgnoreRule[], dockerfile: stri
   return { entries: out, dirs };
 }
 
-type Hasher = { update(input: Uint8Array | string): unknown; digest(format: string): string };
+type Hasher = { update(input: Buffer | string): unknown; digest(format: string): string };
 
 async function hashFile(abs: string, newHasher: () => Hasher, buf: Buffer): Promise<string> {
   const h = newHasher();
