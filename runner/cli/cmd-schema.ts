@@ -12,8 +12,8 @@ export async function cmdSchema(args: readonly string[], io: CliIO): Promise<num
     io.out(HELP);
     return EXIT.ok;
   }
-  const { pipelineJsonSchema } = await import('../spec/schema.js');
-  const text = `${JSON.stringify(pipelineJsonSchema(), null, 2)}\n`;
+  const { pipelineJsonSchemaText } = await import('../spec/schema.js');
+  const text = pipelineJsonSchemaText();
   if (values.write !== undefined) {
     await writeFileAtomic(resolve(io.cwd, values.write), text);
     io.out(`wrote ${values.write}\n`);

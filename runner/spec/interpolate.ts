@@ -57,13 +57,3 @@ export function interpolate(text: string, lookup: (name: string) => unknown): In
   }
   return { text: out, problems };
 }
-
-/** The names a text refers to with `${…}` (escapes excluded), in order of appearance. */
-export function referencedNames(text: string): string[] {
-  const names: string[] = [];
-  interpolate(text, (n) => {
-    names.push(n);
-    return '';
-  });
-  return names;
-}

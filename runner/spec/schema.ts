@@ -16,38 +16,43 @@ export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Matrix string values appear in stage ids (`@k=v,k=v`), so they cannot contain its separators. */
 export const MATRIX_VALUE_RE = /^[^\s,=/@]+$/;
 
-const nonEmpty = (what: string) => z.string().min(1, { error: `${what} must not be empty` });
-const positiveInt = (what: string) =>
-  z.int({ error: `${what} must be a positive integer` }).positive({ error: `${what} must be a positive integer` });
+const nonEmpty = () => z.string().min(1, { error: 'must not be empty' });
+const positiveInt = () => z.int({ error: 'expected a whole number ≥ 1' }).positive({ error: 'expected a whole number ≥ 1' });
 
 const ImageBuildSchema = z
   .strictObject({
-    build: nonEmpty('build').describe('Build context: a directory under containers/ (e.g. "openmp" for containers/openmp/).'),
-    dockerfile: nonEmpty('dockerfile').optional().describe('Dockerfile inside the context. Default: "Dockerfile".'),
+    build: nonEmpty().describe('Build context: a directory under containers/ (e.g. "openmp" for containers/openmp/).'),
+    dockerfile: nonEmpty().optional().describe('Dockerfile inside the context. Default: "Dockerfile".'),
   })
   .describe('An image built from containers/<build>/, tagged by the content hash of that directory.');
 
 const ImageSchema = z
-  .union([nonEmpty('image').describe('An image reference, e.g. "debian:bookworm".'), ImageBuildSchema], {
+  .union([nonEmpty().describe('An image reference, e.g. "debian:bookworm".'), ImageBuildSchema], {
     error: 'expected an image reference string or { build: <dir under containers/> }',
   })
-  .describe('The container image the stage runs in: a reference, or { build: <dir> } for containers/<dir>/. ${…} allowed.');
+  .meta({
+    id: 'HpcflowImage',
+    description: 'The container image the stage runs in: a reference, or { build: <dir> } for containers/<dir>/. ${…} allowed.',
+  });
 
 const CmdSchema = z
-  .union([nonEmpty('cmd'), z.array(nonEmpty('cmd item')).min(1, { error: 'cmd list must not be empty' })], {
+  .union([nonEmpty(), z.array(nonEmpty()).min(1, { error: 'must not be an empty list' })], {
     error: 'expected a command string or a list of command strings',
   })
-  .describe('Shell command run by /bin/sh -c in the container; a list is joined with " && ". ${param} is substituted, $${ is a literal ${.');
+  .meta({
+    id: 'HpcflowCommand',
+    description: 'Shell command run by /bin/sh -c in the container; a list is joined with " && ". ${param} is substituted, $${ is a literal ${.',
+  });
 
 const WdirSchema = z.string().describe('Working directory, workspace-relative. Default: the workspace root. ${…} allowed.');
 
 const DepSchema = z
   .union(
     [
-      nonEmpty('dep').describe('A workspace path (file or directory), possibly another stage\'s output. ${…} allowed.'),
+      nonEmpty().describe('A workspace path (file or directory), possibly another stage\'s output. ${…} allowed.'),
       z
         .strictObject({
-          stage: nonEmpty('stage').describe('A stage name of this pipeline, or "<pipeline>/<stage>" of another one.'),
+          stage: nonEmpty().describe('A stage name of this pipeline, or "<pipeline>/<stage>" of another one.'),
         })
         .describe('Every output of another stage (all cells of a matrix stage).'),
     ],
@@ -57,8 +62,8 @@ const DepSchema = z
 
 const ParamRefSchema = z
   .strictObject({
-    from: nonEmpty('from').optional().describe('Params file, workspace-relative. Default: the pipeline\'s params_file.'),
-    key: nonEmpty('key').describe('Dotted key in the params file, e.g. "heat.alpha".'),
+    from: nonEmpty().optional().describe('Params file, workspace-relative. Default: the pipeline\'s params_file.'),
+    key: nonEmpty().describe('Dotted key in the params file, e.g. "heat.alpha".'),
   })
   .describe('A value read from a params file.');
 
@@ -71,7 +76,7 @@ const ParamValueSchema = z
 const ParamsSchema = z
   .union(
     [
-      z.array(nonEmpty('param key')).describe('Dotted keys of params_file; each is available as ${<key>}.'),
+      z.array(nonEmpty()).describe('Dotted keys of params_file; each is available as ${<key>}.'),
       z.record(
         z.string().regex(PARAM_NAME_RE, { error: 'param names start with a letter or "_" and contain letters, digits, "_", "." or "-"' }),
         ParamValueSchema,
@@ -84,10 +89,10 @@ const ParamsSchema = z
 const OutSchema = z
   .union(
     [
-      nonEmpty('out').describe('Output path (file or directory), workspace-relative. ${…} allowed.'),
+      nonEmpty().describe('Output path (file or directory), workspace-relative. ${…} allowed.'),
       z
         .strictObject({
-          path: nonEmpty('path').describe('Output path (file or directory), workspace-relative. ${…} allowed.'),
+          path: nonEmpty().describe('Output path (file or directory), workspace-relative. ${…} allowed.'),
           cache: z.boolean().optional().describe('false: not stored in the content cache (still checked). Default: true.'),
         })
         .describe('An output with options.'),
@@ -99,8 +104,8 @@ const OutSchema = z
 const MemorySchema = z
   .union(
     [
-      z.int({ error: 'memory must be a whole number of bytes' }).nonnegative({ error: 'memory must not be negative' }),
-      z.string().regex(MEMORY_RE, { error: 'memory must be a number of bytes or a number with a K/M/G/T suffix, e.g. 2G' }),
+      z.int({ error: 'expected a whole number of bytes' }).nonnegative({ error: 'must not be negative' }),
+      z.string().regex(MEMORY_RE, { error: 'expected a number of bytes or a number with a K/M/G/T suffix, e.g. 2G' }),
     ],
     { error: 'expected a number of bytes or a string like "2G"' },
   )
@@ -109,8 +114,8 @@ const MemorySchema = z
 const TimeSchema = z
   .union(
     [
-      z.int({ error: 'time must be a whole number of seconds' }).positive({ error: 'time must be positive' }),
-      z.string().regex(TIME_RE, { error: 'time must be seconds or "MM:SS", "HH:MM:SS" or "D-HH:MM:SS"' }),
+      z.int({ error: 'expected a whole number of seconds' }).positive({ error: 'must be positive' }),
+      z.string().regex(TIME_RE, { error: 'expected seconds or "MM:SS", "HH:MM:SS" or "D-HH:MM:SS"' }),
     ],
     { error: 'expected seconds or a string like "01:30:00"' },
   )
@@ -118,20 +123,23 @@ const TimeSchema = z
 
 const ResourcesSchema = z
   .strictObject({
-    nodes: positiveInt('nodes').optional().describe('Number of nodes. Default: 1.'),
-    tasks_per_node: positiveInt('tasks_per_node').optional().describe('Processes per node (MPI ranks). Default: 1.'),
-    cpus_per_task: positiveInt('cpus_per_task').optional().describe('CPUs (threads) per process. Default: 1.'),
+    nodes: positiveInt().optional().describe('Number of nodes. Default: 1.'),
+    tasks_per_node: positiveInt().optional().describe('Processes per node (MPI ranks). Default: 1.'),
+    cpus_per_task: positiveInt().optional().describe('CPUs (threads) per process. Default: 1.'),
     memory: MemorySchema.optional(),
     time: TimeSchema.optional(),
   })
-  .describe('Launch shape. Merged field by field over defaults.resources.');
+  .meta({ id: 'HpcflowResources', description: 'Launch shape. Merged field by field over defaults.resources.' });
 
 const EnvSchema = z
   .record(
     z.string().regex(ENV_NAME_RE, { error: 'environment variable names contain letters, digits and "_" and do not start with a digit' }),
     z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string, number or boolean' }),
   )
-  .describe('Environment variables (numbers and booleans are stringified). Merged over defaults.env. ${…} allowed in values.');
+  .meta({
+    id: 'HpcflowEnv',
+    description: 'Environment variables (numbers and booleans are stringified). Merged over defaults.env. ${…} allowed in values.',
+  });
 
 const MatrixSchema = z
   .record(
@@ -147,7 +155,7 @@ const MatrixSchema = z
           { error: 'matrix values must be strings, numbers or booleans' },
         ),
       )
-      .min(1, { error: 'a matrix list must not be empty' }),
+      .min(1, { error: 'must not be an empty list' }),
   )
   .describe('Expands the stage into the cartesian product of these lists; each value is available as ${key}.');
 
@@ -160,17 +168,17 @@ const commonStageShape = {
   env: EnvSchema.optional(),
 };
 
-const DefaultsSchema = z
+export const DefaultsSchema = z
   .strictObject(commonStageShape)
   .describe('Values merged under every stage: stage values win; resources and env merge key by key.');
 
-const StageSchema = z
+export const StageSchema = z
   .strictObject({
     ...commonStageShape,
     deps: z.array(DepSchema).optional().describe('Inputs: paths, or { stage: <name> } for all outputs of a stage.'),
     params: ParamsSchema.optional(),
     outs: z.array(OutSchema).optional().describe('Outputs (files or directories) the stage writes.'),
-    metrics: nonEmpty('metrics').optional().describe('Path of a metrics JSON file the stage writes; it is an output too.'),
+    metrics: nonEmpty().optional().describe('Path of a metrics JSON file the stage writes; it is an output too.'),
     matrix: MatrixSchema.optional(),
   })
   .describe('A stage: a command run in a container, with its inputs and outputs.');
@@ -178,7 +186,7 @@ const StageSchema = z
 /** The whole `pipelines/<name>.yaml` file. */
 export const PipelineFileSchema = z
   .strictObject({
-    params_file: nonEmpty('params_file').optional().describe('Params file for list-form params and { key } refs. Default: "params.yaml".'),
+    params_file: nonEmpty().optional().describe('Params file for list-form params and { key } refs. Default: "params.yaml".'),
     defaults: DefaultsSchema.optional(),
     stages: z
       .record(

@@ -7,7 +7,7 @@
 export const MEMORY_RE = /^(\d+(?:\.\d+)?)([KMGTkmgt])?$/;
 
 /** Slurm's forms: `MM:SS`, `HH:MM:SS`, `D-HH:MM:SS`. */
-export const TIME_RE = /^(?:(\d+)-(\d{1,2}):([0-5]\d):([0-5]\d)|(\d+):([0-5]\d):([0-5]\d)|(\d+):([0-5]\d))$/;
+export const TIME_RE = /^(?:(\d+)-([01]?\d|2[0-3]):([0-5]\d):([0-5]\d)|(\d+):([0-5]\d):([0-5]\d)|(\d+):([0-5]\d))$/;
 
 const UNIT_POWER: Record<string, number> = { k: 1, m: 2, g: 3, t: 4 };
 
@@ -29,7 +29,6 @@ export function parseTimeLimit(v: number | string): number | null {
   const n = (i: number): number => Number(m[i] ?? 0);
   let sec: number;
   if (m[1] !== undefined) {
-    if (n(2) >= 24) return null;
     sec = n(1) * 86400 + n(2) * 3600 + n(3) * 60 + n(4);
   } else if (m[5] !== undefined) {
     sec = n(5) * 3600 + n(6) * 60 + n(7);
