@@ -11,7 +11,9 @@ export function processIO(): CliIO {
   return {
     out: (t) => void process.stdout.write(t),
     err: (t) => void process.stderr.write(t),
-    isTTY: Boolean(process.stdout.isTTY) && process.env.CI === undefined,
+    // A terminal of zero columns (some pseudo-terminals) makes a spinner's line arithmetic loop:
+    // treat it as no terminal and print plain lines.
+    isTTY: Boolean(process.stdout.isTTY) && (process.stdout.columns ?? 0) > 0 && process.env.CI === undefined,
     env: process.env,
     cwd: process.cwd(),
   };

@@ -16,7 +16,7 @@ export function describeOutcome(o: StageOutcome): string {
       return `restored from cache (${o.reasons.map(formatReason).join('; ')})`;
     case 'ran': {
       const r = o.result;
-      const extra = [`${(r.commandMs / 1000).toFixed(2)} s`, `start ${r.startOverheadMs} ms`];
+      const extra = [`${(r.commandMs / 1000).toFixed(2)} s`, `start ${Math.round(r.startOverheadMs)} ms`];
       if (r.cpuMs !== null) extra.push(`cpu ${(r.cpuMs / 1000).toFixed(2)} s`);
       if (r.peakMemBytes !== null) extra.push(`peak ${(r.peakMemBytes / 2 ** 20).toFixed(1)} MiB`);
       return `ran (${extra.join(', ')})`;

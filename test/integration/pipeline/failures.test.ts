@@ -99,6 +99,43 @@ stages:
     expect(st.stdout).toMatch(/f\/slow\s+will run/);
   });
 
+  it('--on-failure cancel stops running independent stages at once; stop starts nothing new', async () => {
+    await write(
+      'pipelines/f.yaml',
+      `defaults: { image: hpcflow-test/busybox:1 }
+stages:
+  bad:
+    cmd: sleep 1; exit 1
+    outs: [bad.txt]
+  slow:
+    cmd: sleep 30; echo x > slow.txt
+    outs: [slow.txt]
+  later:
+    cmd: echo x > later.txt
+    outs: [later.txt]
+`,
+    );
+    const t0 = Date.now();
+    const r = await hpcflow(['run', '--json', '-j', '2', '--on-failure', 'cancel'], ws);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(r.code).toBe(1);
+    expect(outcomes(r.stdout)).toEqual({ 'f/bad': 'failed', 'f/slow': 'canceled', 'f/later': 'not-started' });
+    expect(await hpcflowContainers()).toEqual([]);
+    const s = await hpcflow(['run', '--json', '-j', '1', '--on-failure', 'stop', 'f/bad', 'f/later'], ws);
+    expect(outcomes(s.stdout)).toEqual({ 'f/bad': 'failed', 'f/later': 'not-started' });
+  });
+
+  it('on a terminal, run shows a spinner and ✔/✖ lines (ora)', async () => {
+    await write('pipelines/f.yaml', `stages:\n  t:\n    image: hpcflow-test/busybox:1\n    cmd: echo tty > t.txt\n    outs: [t.txt]\n`);
+    // script(1) gives the CLI a pseudo-terminal; CI must be unset or hpcflow prints plain lines.
+    const env = { ...process.env };
+    delete env.CI;
+    const r = await execa('script', ['-qfec', `stty cols 120 rows 40; node ${BIN} run`, '/dev/null'], { cwd: ws, env, extendEnv: false, reject: false, timeout: 60_000, maxBuffer: 1e6 });
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.stdout).toContain('✔ f/t: ran');
+    expect(r.stdout).toContain('▶ f/t: running');
+  });
+
   it('explains "image digest changed although tag did not" when a tag is moved', async () => {
     const tag = `hpcflow-test/moving:${process.pid}`;
     await execa('docker', ['tag', 'hpcflow-test/busybox:1', tag]);
