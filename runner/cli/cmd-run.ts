@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { FailureMode, RunSummary } from '../engine/events.js';
+import type { RunSummary } from '../engine/events.js';
 import { runStages } from '../engine/run.js';
 import { acquireWorkspaceLock } from '../engine/workspace-lock.js';
 import { HpcflowError } from '../errors.js';
