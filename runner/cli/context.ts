@@ -13,8 +13,13 @@ export interface CommonValues {
   readonly lenient?: boolean | undefined;
 }
 
+/** The workspace directory named by -C, or the nearest one above the current directory. */
+export function workspaceRoot(v: CommonValues, io: CliIO): string {
+  return v.workspace !== undefined ? resolve(io.cwd, v.workspace) : findWorkspaceRoot(io.cwd);
+}
+
 export async function openFromArgs(v: CommonValues, io: CliIO): Promise<Workspace> {
-  const root = v.workspace !== undefined ? resolve(io.cwd, v.workspace) : findWorkspaceRoot(io.cwd);
+  const root = workspaceRoot(v, io);
   const cacheDir = v['cache-dir'] ?? io.env.HPCFLOW_CACHE_DIR;
   return openWorkspace(root, { cacheDir: cacheDir === undefined ? undefined : resolve(io.cwd, cacheDir), lenient: v.lenient ?? false });
 }

@@ -1,12 +1,11 @@
 import type { ContentStore, OutputRecord } from '../cache/store.js';
 import type { RunCache, RunCacheEntry } from '../cache/run-cache.js';
 import type { Decision } from '../dag/decide.js';
-import { decide, diffComponents, diffOutputs } from '../dag/decide.js';
+import { decide, diffComponents, diffOutputs, fingerprintWithLock } from '../dag/decide.js';
 import type { StageGraph } from '../dag/graph.js';
 import type { Reason } from '../dag/reasons.js';
 import type { PathHash } from '../fingerprint/path-hasher.js';
 import type { StageComponents } from '../fingerprint/stage.js';
-import { fingerprintOf } from '../fingerprint/stage.js';
 import type { ImageState } from '../executors/executor.js';
 import type { LockEntry, Lockfile } from '../lockfile/lockfile.js';
 import type { ImageSpec, Stage } from '../model/pipeline.js';
@@ -94,7 +93,7 @@ async function planStage(
     return { stage, decision: { action: 'run', fingerprint: null, reasons } };
   }
   const components: StageComponents = { ...statics, image: { tag: img.image.tag, digest: img.image.digest }, deps, upstream };
-  const fingerprint = fingerprintOf(components);
+  const fingerprint = fingerprintWithLock(components, lockEntry);
   return decideWithCache(env, stage, components, fingerprint, lockEntry, forced);
 }
 

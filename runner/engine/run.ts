@@ -7,7 +7,7 @@ import type { StageGraph } from '../dag/graph.js';
 import type { Reason } from '../dag/reasons.js';
 import type { PathHash } from '../fingerprint/path-hasher.js';
 import type { StageComponents } from '../fingerprint/stage.js';
-import { fingerprintOf } from '../fingerprint/stage.js';
+import { fingerprintWithLock } from '../dag/decide.js';
 import type { Executor, ResolvedImage, StageRunResult } from '../executors/executor.js';
 import type { Lockfile, LockEntry } from '../lockfile/lockfile.js';
 import type { ImageSpec, Stage } from '../model/pipeline.js';
@@ -110,8 +110,8 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
       return { status: 'failed', fingerprint: null, error: blockers.map(describeBlocker).join('; '), reasons: blockers };
     }
     const components: StageComponents = { ...staticComponents(stage), image: { tag: image.tag, digest: image.digest }, deps, upstream };
-    const fingerprint = fingerprintOf(components);
     const lockEntry = stages[stage.id];
+    const fingerprint = fingerprintWithLock(components, lockEntry);
     const plan = await decideWithCache(o, stage, components, fingerprint, lockEntry, o.forced.has(stage.id));
     const d = plan.decision;
     if (d.action === 'up-to-date') return { status: 'up-to-date', fingerprint };

@@ -25,6 +25,8 @@ export interface Workspace {
   readonly runs: RunCache;
   readonly statCache: StatCache;
   hashPath(rel: string): Promise<PathHash>;
+  /** Files of a directory hashed by {@link hashPath} (relative to it), or [] for a file. */
+  filesIn(rel: string): Promise<readonly string[]>;
   /** Forget memoised hashes (after outputs were rewritten). */
   invalidate(paths: readonly string[]): void;
   saveLock(lock: Lockfile): Promise<void>;
@@ -72,6 +74,7 @@ export async function openWorkspace(root: string, opts: OpenOptions = {}): Promi
     runs,
     statCache,
     hashPath: (rel) => hasher.hash(rel),
+    filesIn: async (rel) => ((await hasher.manifest(rel)) ?? []).map((e) => e.path),
     invalidate: () => {
       hasher = new PathHasher({ workspace: root, statCache });
     },

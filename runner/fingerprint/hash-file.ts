@@ -11,7 +11,7 @@
  * open/read/close/hash of a 4 KiB file takes ~15 µs. {@link hashFileAdaptive} picks the sync
  * path for files up to {@link SMALL_FILE_MAX}.
  */
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { Blake3Hasher } from '../util/blake3.js';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 

@@ -71,6 +71,8 @@ export class PathHasher {
   readonly #syncSmall: boolean;
   readonly #paths = new Map<string, Promise<Result>>();
   readonly #files = new Map<string, Promise<FileResult | null>>();
+  /** Real paths of directories seen, for resolveRel's fast path (lives as long as the memo). */
+  readonly #dirReal = new Map<string, string>();
 
   constructor(opts: PathHasherOptions) {
     this.workspace = opts.workspace;
@@ -120,7 +122,7 @@ export class PathHasher {
   }
 
   async #compute(rel: string): Promise<Result> {
-    const r = resolveRel(this.#wsReal, rel);
+    const r = resolveRel(this.#wsReal, rel, this.#dirReal);
     if (r.kind === 'missing') return { hash: { kind: 'missing' }, manifest: null };
     if (r.kind === 'file') {
       const f = await this.#file(rel, r.real);

@@ -4,7 +4,7 @@
  * so a workspace under a symlinked home (/home → /gpfs/home) still compares correctly.
  */
 import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, posix, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { HpcflowError } from '../errors.js';
 
 /** What a workspace-relative path currently is on disk (after following symlinks). */
@@ -103,8 +103,27 @@ function escapingComponent(wsReal: string, rel: string, real: string): HpcflowEr
  * Resolves a normalised `rel` (see {@link normalizeRel}) against the real workspace, following
  * symlinks that stay inside. Sockets, FIFOs and devices are rejected: they have no content.
  */
-export function resolveRel(wsReal: string, rel: string): ResolvedPath {
+export function resolveRel(wsReal: string, rel: string, dirMemo?: Map<string, string>): ResolvedPath {
   const abs = join(wsReal, rel);
+  if (dirMemo !== undefined) {
+    // Fast path for the common case, a regular file (not a link) in a directory already
+    // resolved: one lstat instead of realpath + stat per file.
+    let st: ReturnType<typeof lstatSync> | undefined;
+    try {
+      st = lstatSync(abs, { throwIfNoEntry: false });
+    } catch {
+      st = undefined; // ENOTDIR and friends: the slow path below classifies them
+    }
+    if (st?.isFile() === true) {
+      const dir = dirname(abs);
+      let dirReal = dirMemo.get(dir);
+      if (dirReal === undefined) {
+        dirReal = realpathSync.native(dir);
+        dirMemo.set(dir, dirReal);
+      }
+      if (isInside(wsReal, dirReal)) return { kind: 'file', real: join(dirReal, basename(abs)) };
+    }
+  }
   let real: string;
   try {
     real = realpathSync.native(abs);

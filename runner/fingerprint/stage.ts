@@ -1,4 +1,4 @@
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { Blake3Hasher } from '../util/blake3.js';
 import type { Stage } from '../model/pipeline.js';
 import { canonicalJson } from '../util/canonical-json.js';
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { StageComponents } from '../fingerprint/stage.js';
+import { FINGERPRINT_VERSION } from '../fingerprint/stage.js';
 import type { OutputRecord } from '../cache/store.js';
 import { HpcflowError } from '../errors.js';
 import { sortKeys } from '../util/canonical-json.js';
@@ -23,10 +24,12 @@ export interface LockEntry extends StageComponents {
 
 export interface Lockfile {
   readonly schema: number;
+  /** The fingerprint recipe the entries were made with (fingerprint/stage.ts). */
+  readonly fingerprintVersion?: number;
   readonly stages: Readonly<Record<string, LockEntry>>;
 }
 
-export const emptyLockfile = (): Lockfile => ({ schema: LOCKFILE_SCHEMA, stages: {} });
+export const emptyLockfile = (): Lockfile => ({ schema: LOCKFILE_SCHEMA, fingerprintVersion: FINGERPRINT_VERSION, stages: {} });
 
 /** Parse lockfile text; `file` names it in errors. Pure. */
 export function parseLockfile(text: string, file = LOCKFILE_NAME): Lockfile {
@@ -51,12 +54,20 @@ export function parseLockfile(text: string, file = LOCKFILE_NAME): Lockfile {
       });
     }
   }
-  return raw as unknown as Lockfile;
+  const lock = raw as unknown as Lockfile;
+  if ((lock.fingerprintVersion ?? 1) !== FINGERPRINT_VERSION) {
+    // Made with another fingerprint recipe: keep the components (for explanations) but drop the
+    // fingerprints, so no entry is mistaken for current; every stage reruns once.
+    const stages: Record<string, LockEntry> = {};
+    for (const [id, e] of Object.entries(lock.stages)) stages[id] = { ...e, fingerprint: '' };
+    return { schema: lock.schema, fingerprintVersion: FINGERPRINT_VERSION, stages };
+  }
+  return lock;
 }
 
 /** Stable text: keys sorted at every level, 2-space indent, trailing newline. Pure. */
 export function serializeLockfile(lock: Lockfile): string {
-  return `${JSON.stringify(sortKeys(lock), null, 2)}\n`;
+  return `${JSON.stringify(sortKeys({ ...lock, fingerprintVersion: FINGERPRINT_VERSION }), null, 2)}\n`;
 }
 
 export function readLockfile(path: string): Lockfile {

@@ -29,7 +29,7 @@ interface CacheFile {
 }
 
 /** Is every recorded input unchanged? */
-function stillValid(root: string, trace: LoadTrace): boolean {
+export function specTraceValid(root: string, trace: LoadTrace): boolean {
   const names = listPipelineFiles(root);
   if (names === null || names.length !== trace.pipelineFiles.length) return false;
   if (names.some((n, i) => n !== trace.pipelineFiles[i])) return false;
@@ -52,7 +52,7 @@ export function readSpecCache(workspace: string): Pipeline | null {
   try {
     const cache = JSON.parse(readFileSync(join(root, SPEC_CACHE_PATH), 'utf8')) as CacheFile;
     if (cache.version !== SPEC_CACHE_VERSION || !cache.trace || !cache.pipeline) return null;
-    return stillValid(root, cache.trace) ? cache.pipeline : null;
+    return specTraceValid(root, cache.trace) ? cache.pipeline : null;
   } catch {
     return null;
   }
@@ -85,4 +85,15 @@ export async function loadWorkspaceCached(workspace: string): Promise<LoadResult
 /** Like `loadWorkspaceOrThrow`, through the cache. */
 export async function loadWorkspaceCachedOrThrow(workspace: string): Promise<Pipeline> {
   return pipelineOrThrow(await loadWorkspaceCached(workspace));
+}
+
+/** The trace of the cached load, when the cache is present and still valid (for snapshots). */
+export function readSpecTrace(workspace: string): LoadTrace | null {
+  const root = resolve(workspace);
+  try {
+    const cache = JSON.parse(readFileSync(join(root, SPEC_CACHE_PATH), 'utf8')) as CacheFile;
+    return cache.version === SPEC_CACHE_VERSION && cache.trace && specTraceValid(root, cache.trace) ? cache.trace : null;
+  } catch {
+    return null;
+  }
 }

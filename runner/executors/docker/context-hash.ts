@@ -133,7 +133,7 @@ async function hashFile(abs: string, newHasher: () => Hasher, buf: Buffer): Prom
 /** Hash a build context directory (see the module comment for what counts). */
 export async function hashBuildContext(ctx: BuildContext): Promise<ContextHash> {
   // Imported here, not at module load: `status` for ref-only pipelines never pays for it.
-  const { Blake3Hasher } = await import('@napi-rs/blake-hash');
+  const { Blake3Hasher } = await import('../../util/blake3.js');
   const newHasher = (): Hasher => new Blake3Hasher();
   const rules = await loadIgnoreRules(ctx.dir);
   const { entries, dirs } = await walk(ctx.dir, rules, ctx.dockerfile);

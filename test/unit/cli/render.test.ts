@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderDot, renderText } from '../../../runner/cli/cmd-dag.js';
 import { summaryLine } from '../../../runner/cli/cmd-run.js';
-import { renderPlan } from '../../../runner/cli/cmd-status.js';
+import { planRows, renderPlan } from '../../../runner/cli/cmd-status.js';
 import { describeOutcome, plainReporter } from '../../../runner/cli/reporter.js';
 import type { CliIO } from '../../../runner/cli/io.js';
 import type { StagePlan } from '../../../runner/engine/planner.js';
@@ -30,7 +30,8 @@ describe('CLI rendering (pure)', () => {
       ['heat/solve@n=1', { stage: stage('heat/solve@n=1'), decision: { action: 'run', fingerprint: 'b', reasons: [{ kind: 'param-changed', name: 'heat.n', before: 4000, after: 8000 }] } }],
       ['heat/report', { stage: stage('heat/report'), decision: { action: 'run', fingerprint: null, reasons: [{ kind: 'upstream-runs', stage: 'heat/solve@n=1' }] } }],
     ]);
-    expect(renderPlan('status', graph.ids, plans, { 'up-to-date': 1, run: 2, restore: 0 })).toMatchInlineSnapshot(`
+    const rows = planRows(plans, graph.upstream);
+    expect(renderPlan('status', rows, { 'up-to-date': 1, run: 2, restore: 0 })).toMatchInlineSnapshot(`
       "heat/gen        up to date
       heat/solve@n=1  will run
           param heat.n 4000→8000
@@ -39,7 +40,7 @@ describe('CLI rendering (pure)', () => {
       3 stages: 1 up to date, 2 will run, 0 restorable from cache
       "
     `);
-    expect(renderPlan('plan', graph.ids, plans, { 'up-to-date': 1, run: 2, restore: 0 }).split('\n')[1]).toBe('2. heat/solve@n=1  will run');
+    expect(renderPlan('plan', rows, { 'up-to-date': 1, run: 2, restore: 0 }).split('\n')[1]).toBe('2. heat/solve@n=1  will run');
   });
 
   it('dag as layers and as Graphviz dot', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decide, diffComponents, diffOutputs } from '../../../runner/dag/decide.js';
+import { decide, diffComponents, diffOutputs, fingerprintWithLock } from '../../../runner/dag/decide.js';
 import { formatReason } from '../../../runner/dag/reasons.js';
 import type { StageComponents } from '../../../runner/fingerprint/stage.js';
 import { componentsJson, fingerprintOf } from '../../../runner/fingerprint/stage.js';
@@ -125,5 +125,39 @@ describe('fingerprint', () => {
     expect(fingerprintOf(reordered)).toBe(fingerprintOf(base));
     expect(fingerprintOf({ ...base, env: {} })).not.toBe(fingerprintOf(base));
     expect(fingerprintOf(base)).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('fingerprintWithLock reuses the lock entry only when nothing changed', () => {
+  const variants: [string, StageComponents][] = [
+    ['cmd', { ...base, cmd: 'x' }],
+    ['wdir', { ...base, wdir: 'sub' }],
+    ['image tag', { ...base, image: { ...base.image, tag: 'other' } }],
+    ['image digest', { ...base, image: { ...base.image, digest: 'sha256:' + 'c'.repeat(64) } }],
+    ['dep hash', { ...base, deps: { 'kernels/heat.c': { kind: 'file', hash: '9'.repeat(64), size: 10 } } }],
+    ['dep kind', { ...base, deps: { 'kernels/heat.c': { kind: 'dir', hash: '1'.repeat(64), size: 10 } } }],
+    ['dep added', { ...base, deps: { ...base.deps, b: { kind: 'file', hash: '1'.repeat(64), size: 1 } } }],
+    ['dep removed', { ...base, deps: {} }],
+    ['param value', { ...base, params: { ...base.params, alpha: 0.2 } }],
+    ['param added', { ...base, params: { ...base.params, beta: 1 } }],
+    ['param removed', { ...base, params: { alpha: 0.1 } }],
+    ['env', { ...base, env: { OMP_NUM_THREADS: '3' } }],
+    ['env removed', { ...base, env: {} }],
+    ['shape', { ...base, shape: { ...base.shape, tasksPerNode: 4 } }],
+    ['upstream fp', { ...base, upstream: { 'heat/gen': 'e'.repeat(64) } }],
+    ['upstream removed', { ...base, upstream: {} }],
+    ['upstream added', { ...base, upstream: { ...base.upstream, 'heat/x': 'a'.repeat(64) } }],
+    ['outs', { ...base, outs: ['other'] }],
+  ];
+  it.each(variants)('%s: a change is both a reason and a new fingerprint', (_name, v) => {
+    const lock = entry(base);
+    expect(diffComponents(lock, v).length).toBeGreaterThan(0);
+    expect(fingerprintWithLock(v, lock)).toBe(fingerprintOf(v));
+    expect(fingerprintOf(v)).not.toBe(lock.fingerprint);
+  });
+  it('unchanged: the lock fingerprint is reused (and equals a fresh one)', () => {
+    const lock = entry(base);
+    expect(fingerprintWithLock({ ...base }, lock)).toBe(lock.fingerprint);
+    expect(fingerprintOf({ ...base })).toBe(lock.fingerprint);
   });
 });

@@ -24,3 +24,12 @@ describe('lockfile', () => {
     expect(() => parseLockfile('{"schema": 1, "stages": {"x": {"fingerprint": 3}}}')).toThrowError(/entry for stage x is malformed/);
   });
 });
+
+describe('fingerprint recipe version', () => {
+  it('a lockfile made with another recipe keeps its components but no fingerprints', () => {
+    const old = serializeLockfile(lock).replace(/"fingerprintVersion": \d+/, '"fingerprintVersion": 0');
+    const parsed = parseLockfile(old);
+    expect(parsed.stages['p/a']?.fingerprint).toBe('');
+    expect(parsed.stages['p/a']?.cmd).toBe('a');
+  });
+});

@@ -1,0 +1,135 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PathHash } from '../fingerprint/path-hasher.js';
+import { FINGERPRINT_VERSION } from '../fingerprint/stage.js';
+import type { ImageState } from '../executors/executor.js';
+import type { ImageSpec } from '../model/pipeline.js';
+import type { LoadTrace } from '../spec/load.js';
+import { specTraceValid } from '../spec/cached-load.js';
+import { writeFileAtomic } from '../util/fs-atomic.js';
+
+/**
+ * The "nothing changed" fast path of `status`, in the manner of git's index: after a status in
+ * which every stage was up to date, record the stat identity (size, mtime ns, inode) of every
+ * input that decision read — pipeline and params files, the lockfile, every dependency and
+ * output file, every directory walked — and the digest of every image. A later `status` that
+ * finds all of them unchanged knows the answer is still "all up to date" without parsing the
+ * lockfile, building the graph or planning. Anything different, and the full planner runs.
+ *
+ * It is written only when no recorded file was modified within the racy window (2 s) of the
+ * check, because a same-size edit within one timestamp tick would keep the same stat.
+ * The run-cache plays no part in an all-up-to-date decision, so it is not recorded.
+ */
+export const STATUS_SNAPSHOT_PATH = '.hpcflow/tmp/status-snapshot.json';
+const SNAPSHOT_VERSION = 1;
+const RACY_NS = 2_000_000_000n;
+
+/** [workspace-relative path, size, mtime ns, inode]; size -1 for a directory. */
+type Stamp = [string, number, string, string];
+
+export interface SnapshotStage {
+  readonly id: string;
+  readonly fingerprint: string;
+  readonly upstream: readonly string[];
+}
+
+interface SnapshotFile {
+  readonly v: number;
+  /** Settings the decision depends on (fingerprint recipe, lenient mode). */
+  readonly key: string;
+  readonly spec: LoadTrace;
+  readonly stamps: readonly Stamp[];
+  readonly images: readonly { readonly spec: ImageSpec; readonly digest: string }[];
+  readonly stages: readonly SnapshotStage[];
+}
+
+export function snapshotKey(lenient: boolean): string {
+  return `fp${FINGERPRINT_VERSION}:${lenient ? 'lenient' : 'strict'}`;
+}
+
+function stampOf(root: string, rel: string): Stamp | null {
+  const st = statSync(join(root, rel), { bigint: true, throwIfNoEntry: false });
+  if (st === undefined) return null;
+  return [rel, st.isDirectory() ? -1 : Number(st.size), st.mtimeNs.toString(), st.ino.toString()];
+}
+
+/**
+ * The stages, if the snapshot is still valid: same key, spec inputs unchanged, every stamp
+ * unchanged, every image at its recorded digest. Otherwise null. Never throws.
+ */
+export async function readValidSnapshot(
+  root: string,
+  key: string,
+  imageState: (spec: ImageSpec) => Promise<ImageState>,
+): Promise<readonly SnapshotStage[] | null> {
+  let snap: SnapshotFile;
+  try {
+    snap = JSON.parse(readFileSync(join(root, STATUS_SNAPSHOT_PATH), 'utf8')) as SnapshotFile;
+  } catch {
+    return null;
+  }
+  try {
+    if (snap.v !== SNAPSHOT_VERSION || snap.key !== key) return null;
+    // Ask the engine first: the request runs while the stamps are checked.
+    const images = Promise.all(snap.images.map(async (i) => ({ i, s: await imageState(i.spec) })));
+    images.catch(() => undefined);
+    let valid = specTraceValid(root, snap.spec);
+    for (let k = 0; valid && k < snap.stamps.length; k++) {
+      const s = snap.stamps[k] as Stamp;
+      const now = stampOf(root, s[0]);
+      valid = now !== null && now[1] === s[1] && now[2] === s[2] && now[3] === s[3];
+    }
+    const imgs = await images;
+    if (!valid) return null;
+    for (const { i, s } of imgs) if (s.state !== 'present' || s.image.digest !== i.digest) return null;
+    return snap.stages;
+  } catch {
+    return null;
+  }
+}
+
+/** Every directory at or below `rel` (they change mtime when entries are added or removed). */
+function dirsBelow(root: string, rel: string): string[] {
+  const out = [rel];
+  for (const e of readdirSync(join(root, rel), { withFileTypes: true, recursive: true })) {
+    if (e.isDirectory()) out.push(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name).slice(root.length + 1));
+  }
+  return out;
+}
+
+/**
+ * Record a snapshot after a status that found every stage up to date. `hashed` holds every path
+ * the decision hashed; `filesIn(dir)` lists the files of a hashed directory. Returns false (and
+ * writes nothing) when an input is too fresh to be trusted by its stat.
+ */
+export async function writeSnapshot(input: {
+  readonly root: string;
+  readonly key: string;
+  readonly spec: LoadTrace | null;
+  readonly lockPath: string;
+  readonly hashed: ReadonlyMap<string, PathHash['kind']>;
+  readonly filesIn: (dir: string) => Promise<readonly string[]>;
+  readonly images: readonly { readonly spec: ImageSpec; readonly digest: string }[];
+  readonly stages: readonly SnapshotStage[];
+}): Promise<boolean> {
+  if (input.spec === null) return false;
+  const rels = new Set<string>([input.lockPath]);
+  for (const [rel, kind] of input.hashed) {
+    if (kind === 'missing') return false; // an absent input: nothing to stamp, so no shortcut
+    rels.add(rel);
+    if (kind === 'dir') {
+      for (const d of dirsBelow(input.root, rel)) rels.add(d);
+      for (const f of await input.filesIn(rel)) rels.add(`${rel}/${f}`);
+    }
+  }
+  const now = BigInt(Date.now()) * 1_000_000n;
+  const stamps: Stamp[] = [];
+  for (const rel of [...rels].sort()) {
+    const s = stampOf(input.root, rel);
+    if (s === null || now - BigInt(s[2]) < RACY_NS) return false;
+    stamps.push(s);
+  }
+  const body: SnapshotFile = { v: SNAPSHOT_VERSION, key: input.key, spec: input.spec, stamps, images: input.images, stages: input.stages };
+  await writeFileAtomic(join(input.root, STATUS_SNAPSHOT_PATH), JSON.stringify(body));
+  return true;
+}
