@@ -6,6 +6,7 @@ import type { StagePlan } from '../engine/planner.js';
 import { planStages } from '../engine/planner.js';
 import { readValidSnapshot, snapshotKey, writeSnapshot } from '../engine/status-snapshot.js';
 import type { Workspace } from '../engine/workspace.js';
+import type { ImageState } from '../executors/executor.js';
 import type { PathHash } from '../fingerprint/path-hasher.js';
 import type { ImageSpec } from '../model/pipeline.js';
 import { readSpecTrace } from '../spec/cached-load.js';
@@ -60,7 +61,7 @@ async function fullPlan(
   ws: Workspace,
   names: readonly string[],
   downstream: boolean,
-  imageState: (spec: ImageSpec) => Promise<import('../executors/executor.js').ImageState>,
+  imageState: (spec: ImageSpec) => Promise<ImageState>,
   snapshotKeyOrNull: string | null,
 ): Promise<PlanRow[]> {
   try {

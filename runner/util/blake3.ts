@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type * as BlakeHash from '@napi-rs/blake-hash';
 import type { Blake3Hasher as Blake3HasherType } from '@napi-rs/blake-hash';
 
 /**
@@ -10,7 +11,7 @@ import type { Blake3Hasher as Blake3HasherType } from '@napi-rs/blake-hash';
  */
 const require = createRequire(import.meta.url);
 
-type Module = typeof import('@napi-rs/blake-hash');
+type Module = typeof BlakeHash;
 
 function load(): Module {
   if (process.platform === 'linux' && process.arch === 'x64' && !existsSync('/lib/ld-musl-x86_64.so.1')) {
