@@ -14,6 +14,10 @@ export interface HashResult {
   readonly hashFileGBs: Sample;
   readonly hashFileSyncGBs: Sample;
   readonly blake3MemGBs: Sample;
+  /** `b3sum --num-threads 1` on the same file (Debian's b3sum), when installed. */
+  readonly b3sum1GBs: Sample | null;
+  /** hashFile / b3sum single-threaded (target ≥ 0.8); null without b3sum. */
+  readonly ratioToB3sum: number | null;
   /** hashFile throughput / in-memory single-core BLAKE3 (target ≥ 0.8). */
   readonly ratioToBlake3: number;
   /** hashFile throughput / cat of the same page-cached file. */
@@ -39,7 +43,10 @@ export async function benchHash(bytes: number, reps: number): Promise<HashResult
     const hf: number[] = [];
     const hfs: number[] = [];
     const mem: number[] = [];
+    const b3: number[] = [];
+    const haveB3sum = (await execa('sh', ['-c', 'command -v b3sum'], { reject: false })).exitCode === 0;
     for (let i = 0; i < reps; i++) {
+      if (haveB3sum) b3.push(gbs(await timeIt(() => execa('b3sum', ['--num-threads', '1', file]))));
       cat.push(gbs(await timeIt(() => execa('sh', ['-c', `cat '${file}' > /dev/null`]))));
       hf.push(gbs(await timeIt(() => hashFile(file))));
       hfs.push(gbs(await timeIt(async () => hashFileSync(file))));
@@ -54,7 +61,15 @@ export async function benchHash(bytes: number, reps: number): Promise<HashResult
       );
     }
     const r = { catGBs: summarize(cat), hashFileGBs: summarize(hf), hashFileSyncGBs: summarize(hfs), blake3MemGBs: summarize(mem) };
-    return { bytes, ...r, ratioToBlake3: r.hashFileGBs.median / r.blake3MemGBs.median, ratioToCat: r.hashFileGBs.median / r.catGBs.median };
+    const b3sum1GBs = haveB3sum ? summarize(b3) : null;
+    return {
+      bytes,
+      ...r,
+      b3sum1GBs,
+      ratioToB3sum: b3sum1GBs === null ? null : r.hashFileGBs.median / b3sum1GBs.median,
+      ratioToBlake3: r.hashFileGBs.median / r.blake3MemGBs.median,
+      ratioToCat: r.hashFileGBs.median / r.catGBs.median,
+    };
   } finally {
     await rm(file, { force: true });
   }

@@ -1,4 +1,7 @@
+import { join } from 'node:path';
 import { applyGc, planGc } from '../engine/gc.js';
+import type { Workspace } from '../engine/workspace.js';
+import { acquireWorkspaceLock } from '../engine/workspace-lock.js';
 import { lockfilesInHistory } from '../git/lockfile-history.js';
 import type { Lockfile } from '../lockfile/lockfile.js';
 import { LOCKFILE_NAME, parseLockfile } from '../lockfile/lockfile.js';
@@ -16,6 +19,16 @@ export async function cmdGc(args: readonly string[], io: CliIO): Promise<number>
     return EXIT.ok;
   }
   const ws = await openFromArgs(values, io);
+  // A run in progress has stored objects it has not recorded in the lockfile yet.
+  const release = acquireWorkspaceLock(join(ws.root, '.hpcflow', 'tmp', 'run.lock'));
+  try {
+    return await collect(ws, values, io);
+  } finally {
+    release();
+  }
+}
+
+async function collect(ws: Workspace, values: { json: boolean; 'dry-run': boolean }, io: CliIO): Promise<number> {
   const history = await lockfilesInHistory(ws.root, LOCKFILE_NAME);
   if (history.gitRoot === null) io.err('hpcflow gc: not a git repository — keeping only what the working-tree hpcflow.lock refers to\n');
   const locks: Lockfile[] = [ws.lock];
