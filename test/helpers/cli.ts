@@ -13,7 +13,7 @@ export interface CliResult {
 
 /** Run the compiled CLI as a real process (dist/ is built by the global setup). */
 export async function hpcflow(args: readonly string[], cwd: string, env: Record<string, string> = {}): Promise<CliResult> {
-  const r = await execa('node', [BIN, ...args], { cwd, reject: false, env: { ...env, CI: '1' }, timeout: 240_000 });
+  const r = await execa('node', [BIN, ...args], { cwd, reject: false, env: { ...env, CI: '1' }, timeout: 240_000, stripFinalNewline: false });
   return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 

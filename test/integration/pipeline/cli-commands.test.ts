@@ -65,9 +65,9 @@ describe('CLI commands and exit codes', () => {
     const outside = await hpcflow(['status'], tmpdir());
     expect(outside.code).toBe(3);
     expect(outside.stderr).toContain('hint: run `hpcflow init`');
-    await writeFile(join(dir, 'pipelines/example.yaml'), 'stages:\n  a:\n    image: x\n    cmd: true\n    deps: [missing.txt]\n');
+    await writeFile(join(dir, 'pipelines/example.yaml'), 'stages:\n  a:\n    image: x\n    cmd: echo\n    deps: [missing.txt]\n');
     const bad = await hpcflow(['status'], dir);
     expect(bad.code).toBe(3);
-    expect(bad.stderr).toMatch(/^pipelines\/example\.yaml:5:13: error HPCFLOW_SPEC_UNKNOWN_DEP: /m);
+    expect(bad.stderr).toMatch(/^pipelines\/example\.yaml:5:12: error HPCFLOW_SPEC_UNKNOWN_DEP: /m);
   });
 });
