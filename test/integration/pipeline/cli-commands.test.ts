@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hpcflow, REPO_ROOT } from '../../helpers/cli.js';
+import { hpcflow, outcomes, REPO_ROOT, withStatus } from '../../helpers/cli.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -52,6 +52,16 @@ describe('CLI commands and exit codes', () => {
     const st = await hpcflow(['status', '--check'], dir);
     expect(st.code).toBe(1);
     expect(st.stdout).toMatch(/example\/b\s+restore from cache\n\s+output b.txt was modified/);
+  });
+
+  it('run of a subset runs it (and what it needs); --downstream adds its dependants', async () => {
+    const only = await hpcflow(['run', '--json', '--force', 'example/a'], dir);
+    expect(withStatus(only.stdout, 'ran')).toEqual(['example/a']);
+    expect(Object.keys(outcomes(only.stdout))).toEqual(['example/a']);
+    const down = await hpcflow(['run', '--json', '--force', '--downstream', 'example/a'], dir);
+    expect(withStatus(down.stdout, 'ran')).toEqual(['example/a', 'example/b']);
+    const needs = await hpcflow(['run', '--json', 'example/b'], dir);
+    expect(Object.keys(outcomes(needs.stdout)).sort()).toEqual(['example/a', 'example/b']);
   });
 
   it('schema prints the JSON Schema that is committed in the repository', async () => {
