@@ -65,9 +65,18 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
   const onAbort = (): void => cancelAll.abort();
   o.signal.addEventListener('abort', onAbort, { once: true });
   let stopping = false;
+  // Lockfile writes are coalesced: one in flight, at most one more queued with the newest
+  // state. Every entry is already in the run-cache when it is queued, so a crash between writes
+  // loses no work: the next run restores those stages instead of running them.
   let lockWrite: Promise<void> = Promise.resolve();
+  let queued = false;
   const persist = (): Promise<void> => {
-    lockWrite = lockWrite.then(() => o.saveLock({ schema: o.lock.schema, stages: { ...stages } }));
+    if (queued) return lockWrite;
+    queued = true;
+    lockWrite = lockWrite.then(async () => {
+      queued = false;
+      await o.saveLock({ schema: o.lock.schema, stages: { ...stages } });
+    });
     return lockWrite;
   };
 
@@ -83,7 +92,7 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
     return p;
   };
 
-  const process = async (stage: Stage): Promise<StageOutcome> => {
+  const process = async (stage: Stage, hold: { release?: () => void }): Promise<StageOutcome> => {
     const ups = o.graph.upstream.get(stage.id) ?? [];
     const upOutcomes = await Promise.all(ups.map((u) => done.get(u) ?? Promise.resolve(undefined)));
     for (const [i, up] of upOutcomes.entries()) {
@@ -116,8 +125,8 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
     const d = plan.decision;
     if (d.action === 'up-to-date') return { status: 'up-to-date', fingerprint };
 
-    o.onEvent({ type: 'stage-start', stage: stage.id, action: d.action, reasons: d.reasons });
     if (d.action === 'restore' && plan.restoreFrom !== undefined) {
+      o.onEvent({ type: 'stage-start', stage: stage.id, action: d.action, reasons: d.reasons });
       for (const rec of plan.restoreFrom) await o.store.restoreOutput(o.workspace, rec);
       o.invalidate(plan.restoreFrom.map((r) => r.path));
       stages[stage.id] = { ...components, fingerprint, outRecords: sortRecords(plan.restoreFrom) };
@@ -128,41 +137,45 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
     await slots.acquire();
     const r = stage.resources;
     const heldCpus = await cpus.acquire(r.nodes * r.tasksPerNode * r.cpusPerTask);
-    try {
-      if (stopping || cancelAll.signal.aborted) return { status: 'not-started' };
-      await clearOutputs(o.workspace, stage);
-      o.invalidate(outputPaths(stage));
-      const result = await o.executor.run(
-        { runId, stage, fingerprint, image, workspace: o.workspace },
-        { onLog: (stream, line) => o.onEvent({ type: 'stage-log', stage: stage.id, stream, line }) },
-        cancelAll.signal,
-      );
-      o.invalidate(outputPaths(stage));
-      const failure = failureOf(result);
-      if (result.canceled) return { status: 'canceled', result };
-      if (failure !== null) return { status: 'failed', fingerprint, error: failure, reasons: d.reasons, result };
-      const missing: string[] = [];
-      for (const p of outputPaths(stage)) if ((await o.hashPath(p)).kind === 'missing') missing.push(p);
-      if (missing.length > 0) {
-        return { status: 'failed', fingerprint, error: `declared output ${missing.join(', ')} was not produced`, reasons: d.reasons, result };
-      }
-      const records = await saveOutputs(o, stage);
-      const cachedRecords = records.filter((r) => stage.outs.find((x) => x.path === r.path)?.cache !== false);
-      await o.runs.put({ schema: 1, fingerprint, stage: stage.id, outs: cachedRecords, createdAt: new Date().toISOString() });
-      stages[stage.id] = { ...components, fingerprint, outRecords: records };
-      await persist();
-      return { status: 'ran', fingerprint, reasons: d.reasons, result };
-    } finally {
+    // Released by the caller after it has reported the stage's end, so that the events of a
+    // run never show a stage starting on CPUs another stage has not yet given back.
+    hold.release = () => {
       cpus.release(heldCpus);
       slots.release();
+    };
+    if (stopping || cancelAll.signal.aborted) return { status: 'not-started' };
+    // Announced once it holds its CPUs, so "running" in the log means running.
+    o.onEvent({ type: 'stage-start', stage: stage.id, action: d.action, reasons: d.reasons });
+    await clearOutputs(o.workspace, stage);
+    o.invalidate(outputPaths(stage));
+    const result = await o.executor.run(
+      { runId, stage, fingerprint, image, workspace: o.workspace },
+      { onLog: (stream, line) => o.onEvent({ type: 'stage-log', stage: stage.id, stream, line }) },
+      cancelAll.signal,
+    );
+    o.invalidate(outputPaths(stage));
+    const failure = failureOf(result);
+    if (result.canceled) return { status: 'canceled', result };
+    if (failure !== null) return { status: 'failed', fingerprint, error: failure, reasons: d.reasons, result };
+    const missing: string[] = [];
+    for (const p of outputPaths(stage)) if ((await o.hashPath(p)).kind === 'missing') missing.push(p);
+    if (missing.length > 0) {
+      return { status: 'failed', fingerprint, error: `declared output ${missing.join(', ')} was not produced`, reasons: d.reasons, result };
     }
+    const records = await saveOutputs(o, stage);
+    const cachedRecords = records.filter((r) => stage.outs.find((x) => x.path === r.path)?.cache !== false);
+    await o.runs.put({ schema: 1, fingerprint, stage: stage.id, outs: cachedRecords, createdAt: new Date().toISOString() });
+    stages[stage.id] = { ...components, fingerprint, outRecords: records };
+    await persist();
+    return { status: 'ran', fingerprint, reasons: d.reasons, result };
   };
 
   for (const id of o.ids) {
     const stage = o.graph.stages.get(id);
     if (stage === undefined) continue;
     const t0 = Date.now();
-    const p = process(stage).catch((e: unknown): StageOutcome => ({
+    const hold: { release?: () => void } = {};
+    const p = process(stage, hold).catch((e: unknown): StageOutcome => ({
       status: 'failed',
       fingerprint: null,
       error: e instanceof Error ? e.message : String(e),
@@ -180,6 +193,7 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
           }
         }
         o.onEvent({ type: 'stage-end', stage: id, outcome, ms: Date.now() - t0 });
+        hold.release?.();
         return outcome;
       }),
     );

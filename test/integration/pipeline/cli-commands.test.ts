@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hpcflow, outcomes, REPO_ROOT, withStatus } from '../../helpers/cli.js';
+import { events, hpcflow, outcomes, REPO_ROOT, withStatus } from '../../helpers/cli.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -62,6 +62,22 @@ describe('CLI commands and exit codes', () => {
     expect(withStatus(down.stdout, 'ran')).toEqual(['example/a', 'example/b']);
     const needs = await hpcflow(['run', '--json', 'example/b'], dir);
     expect(Object.keys(outcomes(needs.stdout)).sort()).toEqual(['example/a', 'example/b']);
+  });
+
+  it('stages share the CPU budget: two 2-cpu stages never overlap on 2 CPUs, do on 4', async () => {
+    await writeFile(
+      join(dir, 'pipelines/example.yaml'),
+      `defaults: { image: hpcflow-test/busybox:1, resources: { cpus_per_task: 2 } }\nstages:\n  x:\n    cmd: sleep 0.5; echo > x.txt\n    outs: [x.txt]\n  y:\n    cmd: sleep 0.5; echo > y.txt\n    outs: [y.txt]\n`,
+    );
+    const order = async (cpus: string): Promise<string[]> => {
+      const r = await hpcflow(['run', '--json', '--force', '-j', '2', '--cpus', cpus], dir);
+      expect(r.code, r.stderr).toBe(0);
+      return events(r.stdout)
+        .filter((e) => e.type === 'stage-start' || e.type === 'stage-end')
+        .map((e) => `${e.type === 'stage-start' ? 'start' : 'end'}`);
+    };
+    expect(await order('2')).toEqual(['start', 'end', 'start', 'end']);
+    expect(await order('4')).toEqual(['start', 'start', 'end', 'end']);
   });
 
   it('schema prints the JSON Schema that is committed in the repository', async () => {
