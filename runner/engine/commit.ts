@@ -1,4 +1,3 @@
-import type { OutputRecord } from '../cache/store.js';
 import type { StageComponents } from '../fingerprint/stage.js';
 import { fingerprintOf } from '../fingerprint/stage.js';
 import { HpcflowError } from '../errors.js';
@@ -6,6 +5,7 @@ import type { ImageSpec } from '../model/pipeline.js';
 import type { ImageState } from '../executors/executor.js';
 import type { LockEntry, Lockfile } from '../lockfile/lockfile.js';
 import { hashDeps, outputPaths, staticComponents } from './inputs.js';
+import { recordOutputs } from './outputs.js';
 import type { Workspace } from './workspace.js';
 
 /**
@@ -40,18 +40,12 @@ export async function commitStages(
       if (fp !== undefined) upstream[u] = fp;
     }
     const components: StageComponents = { ...staticComponents(stage), image: { tag: img.image.tag, digest: img.image.digest }, deps, upstream };
-    const records: OutputRecord[] = [];
     for (const p of outputPaths(stage)) {
-      const h = await ws.hashPath(p);
-      if (h.kind === 'missing') {
+      if ((await ws.hashPath(p)).kind === 'missing') {
         throw new HpcflowError('HPCFLOW_STAGE_FAILED', `cannot commit ${id}: output ${p} does not exist`, { hint: 'run the stage instead' });
       }
-      const cached = stage.outs.find((o) => o.path === p)?.cache !== false;
-      records.push(cached ? await ws.store.saveOutput(ws.root, p) : h.kind === 'file'
-        ? { path: p, kind: 'file', hash: h.hash, size: h.size, exec: h.exec }
-        : { path: p, kind: 'dir', hash: h.hash, size: h.size, files: h.files });
     }
-    records.sort((a, b) => (a.path < b.path ? -1 : 1));
+    const records = await recordOutputs(stage, { workspace: ws.root, store: ws.store, hashPath: ws.hashPath });
     const fingerprint = fingerprintOf(components);
     if (!stage.outs.some((o) => !o.cache)) {
       await ws.runs.put({ schema: 1, fingerprint, stage: id, outs: records, createdAt: new Date().toISOString() });

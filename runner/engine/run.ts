@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { ContentStore, OutputRecord } from '../cache/store.js';
+import type { ContentStore } from '../cache/store.js';
 import type { RunCache } from '../cache/run-cache.js';
 import type { StageGraph } from '../dag/graph.js';
 import type { Reason } from '../dag/reasons.js';
@@ -14,6 +14,7 @@ import type { ImageSpec, Stage } from '../model/pipeline.js';
 import type { EngineEvent, FailureMode, OutcomeStatus, RunSummary, StageOutcome } from './events.js';
 import { hashDeps, outputPaths, staticComponents } from './inputs.js';
 import { decideWithCache } from './planner.js';
+import { recordOutputs, sortRecords } from './outputs.js';
 import { Semaphore } from './semaphore.js';
 
 export interface RunOptions {
@@ -162,7 +163,7 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
     if (missing.length > 0) {
       return { status: 'failed', fingerprint, error: `declared output ${missing.join(', ')} was not produced`, reasons: d.reasons, result };
     }
-    const records = await saveOutputs(o, stage);
+    const records = await recordOutputs(stage, o);
     const cachedRecords = records.filter((r) => stage.outs.find((x) => x.path === r.path)?.cache !== false);
     await o.runs.put({ schema: 1, fingerprint, stage: stage.id, outs: cachedRecords, createdAt: new Date().toISOString() });
     stages[stage.id] = { ...components, fingerprint, outRecords: records };
@@ -242,23 +243,4 @@ async function clearOutputs(workspace: string, stage: Stage): Promise<void> {
     await rm(abs, { recursive: true, force: true });
     await mkdir(dirname(abs), { recursive: true });
   }
-}
-
-async function saveOutputs(o: RunOptions, stage: Stage): Promise<OutputRecord[]> {
-  const records: OutputRecord[] = [];
-  for (const out of stage.outs) {
-    if (out.cache) {
-      records.push(await o.store.saveOutput(o.workspace, out.path));
-    } else {
-      const h = await o.hashPath(out.path);
-      if (h.kind === 'file') records.push({ path: out.path, kind: 'file', hash: h.hash, size: h.size, exec: h.exec });
-      else if (h.kind === 'dir') records.push({ path: out.path, kind: 'dir', hash: h.hash, size: h.size, files: h.files });
-    }
-  }
-  if (stage.metrics !== null) records.push(await o.store.saveOutput(o.workspace, stage.metrics));
-  return sortRecords(records);
-}
-
-function sortRecords(r: readonly OutputRecord[]): OutputRecord[] {
-  return [...r].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

@@ -137,11 +137,8 @@ export class DockerExecutor implements Executor {
       };
     }
     const ctx = resolveBuildContext(workspace, spec);
-    let hash: ContextHash;
-    try {
-      hash = await hashBuildContext(ctx);
-    } catch (e) {
-      if (!isMissingDir(e)) throw e;
+    const hash = await hashContextIfPresent(ctx);
+    if (hash === null) {
       return { state: 'missing', tag: contextImageTag(ctx.name, ''), reason: `build context ${ctx.dir} does not exist` };
     }
     const img = await this.api.inspectImage(hash.tag);
@@ -166,14 +163,10 @@ export class DockerExecutor implements Executor {
       });
     }
     const ctx = resolveBuildContext(workspace, spec);
-    let hash: ContextHash;
-    try {
-      hash = await hashBuildContext(ctx);
-    } catch (e) {
-      if (!isMissingDir(e)) throw e;
+    const hash = await hashContextIfPresent(ctx);
+    if (hash === null) {
       throw new HpcflowError('HPCFLOW_IMAGE_BUILD_FAILED', `build context ${ctx.dir} does not exist`, {
         hint: `create ${path.join(ctx.dir, ctx.dockerfile)}`,
-        cause: e,
       });
     }
     const present = await this.api.inspectImage(hash.tag);
@@ -323,5 +316,15 @@ export class DockerExecutor implements Executor {
       throw e;
     });
     return this.factsP;
+  }
+}
+
+/** The build context's hash, or null when its directory does not exist. */
+async function hashContextIfPresent(ctx: Parameters<typeof hashBuildContext>[0]): Promise<ContextHash | null> {
+  try {
+    return await hashBuildContext(ctx);
+  } catch (e) {
+    if (isMissingDir(e)) return null;
+    throw e;
   }
 }
