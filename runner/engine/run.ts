@@ -163,7 +163,12 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
     if (missing.length > 0) {
       return { status: 'failed', fingerprint, error: `declared output ${missing.join(', ')} was not produced`, reasons: d.reasons, result };
     }
-    const records = await recordOutputs(stage, o);
+    let records: Awaited<ReturnType<typeof recordOutputs>>;
+    try {
+      records = await recordOutputs(stage, o);
+    } catch (e) {
+      return { status: 'failed', fingerprint, error: storeFailure(e), reasons: d.reasons, result };
+    }
     const cachedRecords = records.filter((r) => stage.outs.find((x) => x.path === r.path)?.cache !== false);
     await o.runs.put({ schema: 1, fingerprint, stage: stage.id, outs: cachedRecords, createdAt: new Date().toISOString() });
     stages[stage.id] = { ...components, fingerprint, outRecords: records };
@@ -234,6 +239,16 @@ function describeBlocker(r: Reason): string {
   if (r.kind === 'dep-missing') return `dependency ${r.path} is missing`;
   if (r.kind === 'upstream-runs' || r.kind === 'upstream-changed') return `upstream ${r.stage} did not produce its outputs`;
   return r.kind;
+}
+
+/** A failure to store outputs, said so that the user knows what to do. */
+function storeFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const msg = e instanceof Error ? e.message : String(e);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return `could not store the outputs in the cache: no space left (${code}); free space or use --cache-dir on a larger filesystem, then run again (nothing was cached)`;
+  }
+  return `could not store the outputs in the cache: ${msg}`;
 }
 
 /** Remove declared outputs before a run, so a stale file can never pass for a fresh one. */
