@@ -12,8 +12,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, chmod, copyFile, open, readFile, readdir, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { access, chmod, copyFile, link, open, readFile, readdir, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { LinkKind } from '../config/workspace-config.js';
 import { HpcflowError } from '../errors.js';
 import type { FileHash } from '../fingerprint/hash-file.js';
 import { hashBytes, hashFile, hashFileAdaptive } from '../fingerprint/hash-file.js';
@@ -79,6 +80,7 @@ export class ContentStore {
   readonly concurrency: number;
   readonly #fsync: boolean;
   #tmpReady: Promise<void> | undefined;
+  readonly #unsupported = new Set<LinkKind>();
 
   constructor(cacheDir: string, opts: ContentStoreOptions = {}) {
     this.root = cacheDir;
@@ -213,6 +215,56 @@ export class ContentStore {
     if (expectedSize !== undefined) {
       const size = (await stat(destAbs)).size;
       if (size !== expectedSize) throw this.#corrupt(hash, `it has ${size} bytes, the record says ${expectedSize}`);
+    }
+  }
+
+  /**
+   * Makes `destAbs` (which must not exist) a file with object `hash`'s content, trying `kinds`
+   * in order: a reflink (shares blocks copy-on-write; needs btrfs/XFS/…), a hardlink (shares the
+   * inode: the file is read-only, and writing it in place as root would damage the store — opt
+   * in only), or a plain copy. Executable files are never hardlinked (the object's mode is
+   * 0444). Kinds the filesystem refuses are remembered and not tried again. Returns what was used.
+   */
+  async linkObjectTo(hash: string, destAbs: string, exec: boolean, kinds: readonly LinkKind[]): Promise<LinkKind> {
+    const src = this.path(hash);
+    for (const kind of kinds) {
+      if (this.#unsupported.has(kind) || (kind === 'hardlink' && exec)) continue;
+      try {
+        if (kind === 'hardlink') {
+          await link(src, destAbs);
+          return kind;
+        }
+        await copyFile(src, destAbs, kind === 'reflink' ? fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE_FORCE : COPY_FLAGS);
+        await chmod(destAbs, exec ? 0o755 : 0o644);
+        return kind;
+      } catch (e) {
+        const code = errCode(e);
+        if (code === 'ENOENT' && !(await this.has(hash))) throw new HpcflowError('HPCFLOW_CACHE_CORRUPT', `object ${hash} is missing`, { cause: e });
+        // The filesystem cannot do this kind (or not across these two filesystems): next one.
+        if (kind !== 'copy' && (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EXDEV' || code === 'EINVAL' || code === 'EPERM' || code === 'EMLINK' || code === 'ENOSYS')) {
+          if (code !== 'EMLINK') this.#unsupported.add(kind);
+          continue;
+        }
+        throw e;
+      }
+    }
+    throw new HpcflowError('HPCFLOW_USAGE', `none of the link kinds ${kinds.join(', ')} works here for ${destAbs}`, { hint: 'add copy to datasets.link in hpcflow.yaml' });
+  }
+
+  /** A fresh temp path inside the store's tmp/ (same filesystem as the objects). */
+  tempPath(): Promise<string> {
+    return this.#tempPath();
+  }
+
+  /**
+   * Moves a complete file the caller has verified to hash to `hash` (e.g. a download) into
+   * place as that object. The file must be inside {@link tmpDir}.
+   */
+  async adopt(tmpAbs: string, hash: string): Promise<void> {
+    try {
+      await this.#commit(tmpAbs, hash);
+    } finally {
+      await removeQuiet(tmpAbs);
     }
   }
 

@@ -4,6 +4,7 @@ import { acquireWorkspaceLock } from '../engine/workspace-lock.js';
 import { COMMON_OPTIONS, parse } from './args.js';
 import { orderedSelection } from './cmd-status.js';
 import { dockerExecutor, memoImageState, openFromArgs } from './context.js';
+import { recordDatasetOutputs } from '../datasets/stage-outputs.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIO } from './io.js';
 import { HELP } from './main.js';
@@ -21,6 +22,7 @@ export async function cmdCommit(args: readonly string[], io: CliIO): Promise<num
   try {
     const ids = positionals.length === 0 ? ws.graph.ids : orderedSelection(ws.graph, positionals, values.downstream);
     const { committed } = await commitStages(ws, ids, memoImageState(executor, ws.root));
+    await recordDatasetOutputs(ws.root, ws.graph, ws.lock, ws.store);
     io.out(values.json ? `${JSON.stringify({ committed })}\n` : `committed ${committed.length} stage${committed.length === 1 ? '' : 's'} to hpcflow.lock\n`);
     return EXIT.ok;
   } finally {

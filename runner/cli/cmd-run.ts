@@ -13,6 +13,8 @@ import { HELP } from './main.js';
 import type { Reporter } from './reporter.js';
 import { jsonReporter, plainReporter, ttyReporter } from './reporter.js';
 import { writeRunRecord } from '../engine/run-record.js';
+import { datasetDeps } from '../datasets/stage-dep.js';
+import { recordDatasetOutputs } from '../datasets/stage-outputs.js';
 
 export async function cmdRun(args: readonly string[], io: CliIO): Promise<number> {
   const { values, positionals } = parse(args, {
@@ -69,6 +71,7 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
       store: ws.store,
       runs: ws.runs,
       hashPath: ws.hashPath,
+      datasetDep: datasetDeps(ws.root, ws.hashPath),
       invalidate: ws.invalidate,
       lock: ws.lock,
       saveLock: (l) => ws.saveLock(l),
@@ -80,6 +83,7 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
       onEvent: (e) => reporter.onEvent(e),
     });
     await writeRunRecord(ws.root, summary, ws.graph);
+    await recordDatasetOutputs(ws.root, ws.graph, ws.lock, ws.store);
   } finally {
     reporter.stop();
     process.off('SIGINT', onSigint);

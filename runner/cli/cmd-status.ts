@@ -12,6 +12,7 @@ import type { ImageSpec } from '../model/pipeline.js';
 import { readSpecTrace } from '../spec/cached-load.js';
 import { parse, COMMON_OPTIONS } from './args.js';
 import { dockerExecutor, memoImageState, openFromArgs, workspaceRoot } from './context.js';
+import { datasetDeps } from '../datasets/stage-dep.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIO } from './io.js';
 import { HELP } from './main.js';
@@ -72,7 +73,7 @@ async function fullPlan(
       hashed.set(rel, h.kind);
       return h;
     };
-    const plans = await planStages({ graph: ws.graph, lock: ws.lock, imageState, hashPath, runs: ws.runs, store: ws.store }, ids, new Set());
+    const plans = await planStages({ graph: ws.graph, lock: ws.lock, imageState, hashPath, datasetDep: datasetDeps(ws.root, hashPath), runs: ws.runs, store: ws.store }, ids, new Set());
     const rows = planRows(plans, ws.graph.upstream);
     if (snapshotKeyOrNull !== null && rows.every((r) => r.action === 'up-to-date')) {
       const images = new Map<string, { spec: ImageSpec; digest: string }>();

@@ -15,7 +15,9 @@ Commands:
   run [stage...]         run changed stages (and their changed upstreams); restore cached ones
   commit [stage...]      record the outputs on disk as the result of the current inputs (no run)
   dag [--dot]            the stage graph as text or Graphviz dot
-  gc [--dry-run]         remove cache entries no hpcflow.lock in the git history refers to
+  gc [--dry-run]         remove cache entries no hpcflow.lock or dataset version in the git history refers to
+  dataset <command>      versioned datasets: add, status, commit, checkout, diff, log, tag, push, pull,
+                         verify, list ('hpcflow dataset --help')
   schema [--write FILE]  print or write the JSON Schema of pipeline files
 
 Common options:
@@ -45,7 +47,7 @@ Exit codes: 0 ok; 1 a stage failed (or --check found work); 2 usage; 3 invalid p
 4 container engine or cache problem; 5 workspace locked by another run; 130 interrupted.
 `;
 
-const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema'] as const;
+const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema', 'dataset'] as const;
 type Command = (typeof COMMANDS)[number];
 
 /** The composition root: the only place that sees argv, env and the TTY, and sets exit codes. */
@@ -87,6 +89,8 @@ async function dispatch(cmd: Command, args: readonly string[], io: CliIO): Promi
       return (await import('./cmd-gc.js')).cmdGc(args, io);
     case 'schema':
       return (await import('./cmd-schema.js')).cmdSchema(args, io);
+    case 'dataset':
+      return (await import('./cmd-dataset.js')).cmdDataset(args, io);
     default: {
       const never: never = cmd;
       return never;

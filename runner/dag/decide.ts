@@ -34,7 +34,10 @@ export function diffComponents(before: LockEntry | undefined, now: Partial<Stage
     for (const [path, d] of Object.entries(now.deps)) {
       const old = before.deps[path];
       if (old === undefined) out.push({ kind: 'dep-added', path });
-      else if (old.hash !== d.hash || old.kind !== d.kind) out.push({ kind: 'dep-changed', path });
+      else if (old.hash !== d.hash || old.kind !== d.kind) {
+        // A dataset's hash is its version id: worth showing.
+        out.push(path.startsWith('dataset:') ? { kind: 'dep-changed', path, before: old.hash, after: d.hash } : { kind: 'dep-changed', path });
+      }
     }
     for (const path of Object.keys(before.deps)) {
       if (!(path in now.deps)) out.push({ kind: 'dep-removed', path });

@@ -55,6 +55,7 @@ export function stageEdges(stages: readonly Stage[], index: OutputIndex = Output
         if (known.has(d.stage)) edges.push({ from: d.stage, to: s.id, dep: i, output: null, via: 'stage' });
         return;
       }
+      if (d.kind === 'dataset') return; // produced datasets were turned into path deps by the linker
       const cover = index.covering(d.path);
       if (cover) edges.push({ from: cover.producer, to: s.id, dep: i, output: cover.path, via: 'output' });
       const inner = index.inside(d.path);
@@ -157,6 +158,7 @@ export function buildGraph(pipeline: { readonly stages: readonly Stage[] }): Sta
         link(indexOf.get(d.stage), i);
         continue;
       }
+      if (d.kind === 'dataset') continue;
       const producer = index.producerOf(d.path);
       if (producer !== undefined) {
         const p = indexOf.get(producer);

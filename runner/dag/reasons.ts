@@ -10,7 +10,9 @@ export type Reason =
   | { readonly kind: 'image-tag'; readonly before: string; readonly after: string }
   | { readonly kind: 'image-digest'; readonly tag: string; readonly before: string; readonly after: string }
   | { readonly kind: 'image-build'; readonly tag: string; readonly detail: string }
-  | { readonly kind: 'dep-changed'; readonly path: string }
+  | { readonly kind: 'dep-changed'; readonly path: string; readonly before?: string; readonly after?: string }
+  /** A dataset dependency that cannot be used as it is (missing, uncommitted changes, other version). */
+  | { readonly kind: 'dataset'; readonly dataset: string; readonly detail: string }
   | { readonly kind: 'dep-added'; readonly path: string }
   | { readonly kind: 'dep-removed'; readonly path: string }
   | { readonly kind: 'dep-missing'; readonly path: string }
@@ -52,7 +54,12 @@ export function formatReason(r: Reason): string {
     case 'image-build':
       return `image ${r.tag} must be built: ${r.detail}`;
     case 'dep-changed':
+      if (r.path.startsWith('dataset:') && r.before !== undefined && r.after !== undefined) {
+        return `dataset ${r.path.slice(8)} version ${r.before.slice(0, 12)} → ${r.after.slice(0, 12)}`;
+      }
       return `dep ${r.path} changed`;
+    case 'dataset':
+      return `dataset ${r.dataset}: ${r.detail}`;
     case 'dep-added':
       return `dep ${r.path} added`;
     case 'dep-removed':

@@ -4,6 +4,7 @@ import { HpcflowError } from '../errors.js';
 import type { ImageSpec } from '../model/pipeline.js';
 import type { ImageState } from '../executors/executor.js';
 import type { LockEntry, Lockfile } from '../lockfile/lockfile.js';
+import { datasetDeps } from '../datasets/stage-dep.js';
 import { hashDeps, outputPaths, staticComponents } from './inputs.js';
 import { recordOutputs } from './outputs.js';
 import type { Workspace } from './workspace.js';
@@ -30,7 +31,7 @@ export async function commitStages(
         hint: 'run the stage once, or build the image first',
       });
     }
-    const { deps, blockers } = await hashDeps(stage, ws.graph, () => ({ state: 'disk' }), ws.hashPath);
+    const { deps, blockers } = await hashDeps(stage, ws.graph, () => ({ state: 'disk' }), ws.hashPath, datasetDeps(ws.root, ws.hashPath));
     if (blockers.length > 0) {
       throw new HpcflowError('HPCFLOW_STAGE_FAILED', `cannot commit ${id}: a dependency is missing`, { hint: 'produce it first' });
     }

@@ -20,9 +20,9 @@ export interface GcReport {
  * What to keep: every fingerprint named by a lockfile (of any commit, plus the working tree),
  * the run-cache entries of those fingerprints, and every object their outputs refer to.
  */
-export async function planGc(lockfiles: readonly Lockfile[], runs: RunCache, store: ContentStore): Promise<GcPlan> {
+export async function planGc(lockfiles: readonly Lockfile[], runs: RunCache, store: ContentStore, alsoKeep: Iterable<string> = []): Promise<GcPlan> {
   const keepFingerprints = new Set<string>();
-  const keepObjects = new Set<string>();
+  const keepObjects = new Set<string>(alsoKeep);
   const treeRoots: { hash: string; kind: 'file' | 'dir' }[] = [];
   for (const lock of lockfiles) {
     for (const e of Object.values(lock.stages)) {

@@ -5,6 +5,8 @@ import type { PathHash } from '../fingerprint/path-hasher.js';
 import type { DepState, StageComponents } from '../fingerprint/stage.js';
 import { declaredOuts, stageShape } from '../fingerprint/stage.js';
 import type { Stage } from '../model/pipeline.js';
+import type { DatasetDepFn } from '../datasets/stage-dep.js';
+import { datasetDepKey, noDatasets } from '../datasets/stage-dep.js';
 
 /** Every output path of a stage, metrics included. */
 export function outputPaths(stage: Stage): string[] {
@@ -23,7 +25,7 @@ export function pathDeps(stage: Stage, graph: StageGraph): { path: string; produ
   for (const d of stage.deps) {
     if (d.kind === 'path') {
       seen.set(d.path, produced?.get(d.path) ?? null);
-    } else {
+    } else if (d.kind === 'stage') {
       const up = graph.stages.get(d.stage);
       if (up) for (const p of outputPaths(up)) seen.set(p, d.stage);
     }
@@ -59,9 +61,16 @@ export async function hashDeps(
   graph: StageGraph,
   view: (producer: string) => ProducedView,
   hashPath: (rel: string) => Promise<PathHash>,
+  datasetDep: DatasetDepFn = noDatasets,
 ): Promise<DepResult> {
   const deps: Record<string, DepState> = {};
   const blockers: Reason[] = [];
+  for (const d of stage.deps) {
+    if (d.kind !== 'dataset') continue;
+    const r = await datasetDep(d.dataset, d.version);
+    if ('state' in r) deps[datasetDepKey(d.dataset)] = r.state;
+    else blockers.push(r.blocker);
+  }
   const list = pathDeps(stage, graph);
   await Promise.all(
     list.map(async ({ path, producer }) => {

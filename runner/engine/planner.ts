@@ -9,6 +9,7 @@ import type { StageComponents } from '../fingerprint/stage.js';
 import type { ImageState } from '../executors/executor.js';
 import type { LockEntry, Lockfile } from '../lockfile/lockfile.js';
 import type { ImageSpec, Stage } from '../model/pipeline.js';
+import type { DatasetDepFn } from '../datasets/stage-dep.js';
 import type { ProducedView } from './inputs.js';
 import { hashDeps, outputPaths, staticComponents } from './inputs.js';
 
@@ -18,6 +19,8 @@ export interface PlanEnv {
   readonly lock: Lockfile;
   readonly imageState: (spec: ImageSpec) => Promise<ImageState>;
   readonly hashPath: (rel: string) => Promise<PathHash>;
+  /** Resolves `{ dataset }` dependencies (absent: stages with one are blocked). */
+  readonly datasetDep?: DatasetDepFn;
   readonly runs: RunCache;
   readonly store: ContentStore;
 }
@@ -81,7 +84,7 @@ async function planStage(
   }
   const img = await env.imageState(stage.image);
   if (img.state !== 'present') blockers.push({ kind: 'image-build', tag: img.tag, detail: img.reason });
-  const { deps, blockers: depBlockers } = await hashDeps(stage, env.graph, view, env.hashPath);
+  const { deps, blockers: depBlockers } = await hashDeps(stage, env.graph, view, env.hashPath, env.datasetDep);
   for (const b of depBlockers) if (!blockers.some((x) => JSON.stringify(x) === JSON.stringify(b))) blockers.push(b);
 
   const statics = staticComponents(stage);

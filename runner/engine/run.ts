@@ -7,6 +7,7 @@ import type { StageGraph } from '../dag/graph.js';
 import type { Reason } from '../dag/reasons.js';
 import type { PathHash } from '../fingerprint/path-hasher.js';
 import type { StageComponents } from '../fingerprint/stage.js';
+import type { DatasetDepFn } from '../datasets/stage-dep.js';
 import { fingerprintWithLock } from '../dag/decide.js';
 import type { Executor, ResolvedImage, StageRunResult } from '../executors/executor.js';
 import type { Lockfile, LockEntry } from '../lockfile/lockfile.js';
@@ -27,6 +28,8 @@ export interface RunOptions {
   readonly runs: RunCache;
   /** Creates a fresh path hasher (memoised per stage, sharing one stat cache). */
   readonly hashPath: (rel: string) => Promise<PathHash>;
+  /** Resolves `{ dataset }` dependencies (absent: stages with one are blocked). */
+  readonly datasetDep?: DatasetDepFn;
   /** Called when outputs were rewritten, so that hashers forget what they memoised. */
   readonly invalidate: (paths: readonly string[]) => void;
   readonly lock: Lockfile;
@@ -115,7 +118,7 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
       const fp = fingerprintOfOutcome(outcomes.get(u)) ?? stages[u]?.fingerprint;
       if (fp !== undefined) upstream[u] = fp;
     }
-    const { deps, blockers } = await hashDeps(stage, o.graph, () => ({ state: 'disk' }), o.hashPath);
+    const { deps, blockers } = await hashDeps(stage, o.graph, () => ({ state: 'disk' }), o.hashPath, o.datasetDep);
     if (blockers.length > 0) {
       return { status: 'failed', fingerprint: null, error: blockers.map(describeBlocker).join('; '), reasons: blockers };
     }
@@ -237,6 +240,7 @@ export function failureOf(r: StageRunResult): string | null {
 
 function describeBlocker(r: Reason): string {
   if (r.kind === 'dep-missing') return `dependency ${r.path} is missing`;
+  if (r.kind === 'dataset') return `dataset ${r.dataset}: ${r.detail}`;
   if (r.kind === 'upstream-runs' || r.kind === 'upstream-changed') return `upstream ${r.stage} did not produce its outputs`;
   return r.kind;
 }

@@ -91,8 +91,13 @@ export function parseManifest(text: string): ManifestEntry[] {
     if (f.length !== 4 || rawPath === undefined || size === undefined || hash === undefined || flag === undefined) {
       throw new Error(`line ${i + 1}: expected 4 tab-separated fields`);
     }
-    const path = unescapePath(rawPath);
-    checkPath(path);
+    let path: string;
+    try {
+      path = unescapePath(rawPath);
+      checkPath(path);
+    } catch (e) {
+      throw new Error(`line ${i + 1}: ${(e as Error).message}`);
+    }
     if (!SIZE_RE.test(size) || !HASH_RE.test(hash) || (flag !== 'x' && flag !== '-')) {
       throw new Error(`line ${i + 1}: malformed size, hash or mode`);
     }

@@ -50,11 +50,11 @@ export function realWorkspace(workspace: string): string {
   }
 }
 
-function escapeError(linkRel: string, target: string): HpcflowError {
+function escapeError(linkRel: string, target: string, scope = 'the workspace'): HpcflowError {
   return new HpcflowError(
     'HPCFLOW_PATH_ESCAPE',
-    `symlink "${linkRel}" points to "${target}", outside the workspace`,
-    { hint: 'copy the data into the workspace, or make the link point inside it' },
+    `symlink "${linkRel}" points to "${target}", outside ${scope}`,
+    { hint: `copy the data into ${scope}, or make the link point inside it` },
   );
 }
 
@@ -65,9 +65,10 @@ function loopError(linkRel: string): HpcflowError {
 /**
  * Follows the symlink at `linkAbs` (named `linkRel` in errors). Returns its real target, or
  * null when it dangles. Throws HPCFLOW_PATH_ESCAPE when the target, existing or not, lies
- * outside the workspace, or the link loops.
+ * outside `wsReal` (the workspace, or a dataset directory: `scope` names it in the error), or
+ * the link loops.
  */
-export function followLink(wsReal: string, linkAbs: string, linkRel: string): string | null {
+export function followLink(wsReal: string, linkAbs: string, linkRel: string, scope?: string): string | null {
   let real: string;
   try {
     real = realpathSync.native(linkAbs);
@@ -78,10 +79,10 @@ export function followLink(wsReal: string, linkAbs: string, linkRel: string): st
     // Dangling: judge by where it would point, so a link to a not-yet-existing outside path is
     // still reported rather than silently treated as missing.
     const lexical = resolve(realpathSync.native(dirname(linkAbs)), readlinkSync(linkAbs));
-    if (!isInside(wsReal, lexical)) throw escapeError(linkRel, lexical);
+    if (!isInside(wsReal, lexical)) throw escapeError(linkRel, lexical, scope);
     return null;
   }
-  if (!isInside(wsReal, real)) throw escapeError(linkRel, real);
+  if (!isInside(wsReal, real)) throw escapeError(linkRel, real, scope);
   return real;
 }
 

@@ -24,8 +24,10 @@ export interface WalkEntry {
  * and a restore could not recreate them anyway. Empty directories contribute nothing.
  *
  * @param dirRel workspace-relative path of the directory, used to name links in errors.
+ * @param scope what `wsReal` is, for errors (default "the workspace"; datasets pass their own
+ *   directory as `wsReal`, so a link may not leave the dataset).
  */
-export function walkDir(wsReal: string, dirReal: string, dirRel: string): WalkEntry[] {
+export function walkDir(wsReal: string, dirReal: string, dirRel: string, scope?: string): WalkEntry[] {
   const out: WalkEntry[] = [];
   // `absDir` is always a real path: plain subdirectories of a real path are real, and linked
   // directories are entered by their resolved target.
@@ -39,7 +41,7 @@ export function walkDir(wsReal: string, dirReal: string, dirRel: string): WalkEn
         visit(childAbs, childSub);
       } else if (d.isSymbolicLink()) {
         const linkRel = posix.join(dirRel, childSub);
-        const target = followLink(wsReal, childAbs, linkRel);
+        const target = followLink(wsReal, childAbs, linkRel, scope);
         if (target === null) continue;
         const st = statSync(target, { throwIfNoEntry: false });
         if (st?.isFile() === true) {

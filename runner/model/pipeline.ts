@@ -37,13 +37,21 @@ export interface OutSpec {
   readonly path: string;
   /** false: not stored in the content cache (still checked for existence). */
   readonly cache: boolean;
+  /** Record this output directory as a new version of this dataset after each run. */
+  readonly dataset?: string;
 }
 
 export type DepSpec =
   /** A file or directory in the workspace (possibly another stage's output). */
   | { readonly kind: 'path'; readonly path: string }
   /** Every output of another stage (by stage id). */
-  | { readonly kind: 'stage'; readonly stage: string };
+  | { readonly kind: 'stage'; readonly stage: string }
+  /**
+   * A versioned dataset (datasets/<name>.yaml). Its version id enters the fingerprint; the
+   * working copy must be exactly the committed version, and with `version` (a dataset tag,
+   * version id prefix or git revision) exactly that one.
+   */
+  | { readonly kind: 'dataset'; readonly dataset: string; readonly version: string | null };
 
 /** One resolved parameter the stage uses. */
 export interface ParamValue {

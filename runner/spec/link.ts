@@ -84,6 +84,27 @@ function expandStageRefs(
     if (!r.complete) incomplete.add(r.pipeline);
     for (const d of r.declared) if (d.broken) unchecked.add(d.baseId);
   }
+  // Datasets written by a stage output: a `{ dataset }` dependency on one is a dependency on
+  // that output directory (whose content hash is the dataset's version id).
+  const datasetOut = new Map<string, { stage: string; path: string }>();
+  for (const r of results) {
+    for (const s of r.stages) {
+      s.outs.forEach((o, i) => {
+        if (o.dataset === undefined) return;
+        const prev = datasetOut.get(o.dataset);
+        if (prev !== undefined && prev.stage !== s.id) {
+          out.push({
+            code: 'HPCFLOW_SPEC_DUPLICATE_OUTPUT',
+            message: `dataset '${o.dataset}' is written by two stages: ${prev.stage} and ${s.id}`,
+            pos: sources.get(s.id)?.outs[i] ?? s.pos,
+            hint: 'a dataset has one producer; give one of the outputs another dataset name',
+          });
+          return;
+        }
+        datasetOut.set(o.dataset, { stage: s.id, path: o.path });
+      });
+    }
+  }
   const candidates = [...cellsByBase.keys(), ...ids];
   const result: { stage: Stage; source: StageSource }[] = [];
   for (const r of results) {
@@ -97,6 +118,24 @@ function expandStageRefs(
         if (d.kind === 'path') {
           deps.push(d);
           depPos.push(pos);
+          return;
+        }
+        if (d.kind === 'dataset') {
+          const produced = datasetOut.get(d.dataset);
+          if (produced === undefined) {
+            deps.push(d);
+            depPos.push(pos);
+          } else if (d.version !== null) {
+            out.push({
+              code: 'HPCFLOW_SPEC_BAD_VALUE',
+              message: `stage ${s.id} pins version '${d.version}' of dataset '${d.dataset}', which stage ${produced.stage} produces`,
+              pos,
+              hint: 'depend on the produced dataset without a version (it is whatever the producer last wrote)',
+            });
+          } else {
+            deps.push({ kind: 'path', path: produced.path });
+            depPos.push(pos);
+          }
           return;
         }
         const targets = ids.has(d.stage) ? [d.stage] : (cellsByBase.get(d.stage) ?? null);

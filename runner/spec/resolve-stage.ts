@@ -138,6 +138,9 @@ export function resolveStage(name: string, input: StageInput, rp: ResolvedParams
       if (typeof d === 'string') {
         deps.push({ kind: 'path', path: wsPath(d, path, 'dep') });
         depPos.push(src.pos(path));
+      } else if ('dataset' in d) {
+        deps.push({ kind: 'dataset', dataset: d.dataset, version: d.version === undefined ? null : interp(d.version, [...path, 'version'], 'deps') });
+        depPos.push(src.pos([...path, 'dataset']));
       } else {
         const ref = interp(d.stage, [...path, 'stage'], 'deps');
         deps.push({ kind: 'stage', stage: ref.includes('/') ? ref : `${pipeline}/${ref}` });
@@ -148,7 +151,11 @@ export function resolveStage(name: string, input: StageInput, rp: ResolvedParams
     const outPos: SourcePos[] = [];
     (input.outs ?? []).forEach((o, i) => {
       const path = typeof o === 'string' ? [...stagePath, 'outs', i] : [...stagePath, 'outs', i, 'path'];
-      outs.push({ path: wsPath(typeof o === 'string' ? o : o.path, path, 'out'), cache: typeof o === 'string' ? true : (o.cache ?? true) });
+      outs.push({
+        path: wsPath(typeof o === 'string' ? o : o.path, path, 'out'),
+        cache: typeof o === 'string' ? true : (o.cache ?? true),
+        ...(typeof o !== 'string' && o.dataset !== undefined ? { dataset: o.dataset } : {}),
+      });
       outPos.push(src.pos(path));
     });
     const metricsPath = [...stagePath, 'metrics'];

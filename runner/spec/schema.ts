@@ -55,10 +55,16 @@ const DepSchema = z
           stage: nonEmpty().describe('A stage name of this pipeline, or "<pipeline>/<stage>" of another one.'),
         })
         .describe('Every output of another stage (all cells of a matrix stage).'),
+      z
+        .strictObject({
+          dataset: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, { error: 'dataset names contain letters, digits, ".", "_" and "-"' }).describe('A dataset name (datasets/<name>.yaml).'),
+          version: nonEmpty().optional().describe('Require this version: a dataset tag, a version id prefix, or a git revision. Default: the current (committed) version.'),
+        })
+        .describe('A versioned dataset; its version id enters the fingerprint.'),
     ],
-    { error: 'expected a path string or { stage: <name> }' },
+    { error: 'expected a path string, { stage: <name> } or { dataset: <name> }' },
   )
-  .describe('A dependency: a path, or { stage: <name> }.');
+  .describe('A dependency: a path, { stage: <name> }, or { dataset: <name>, version? }.');
 
 const ParamRefSchema = z
   .strictObject({
@@ -94,6 +100,7 @@ const OutSchema = z
         .strictObject({
           path: nonEmpty().describe('Output path (file or directory), workspace-relative. ${…} allowed.'),
           cache: z.boolean().optional().describe('false: not stored in the content cache (still checked). Default: true.'),
+          dataset: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, { error: 'dataset names contain letters, digits, ".", "_" and "-"' }).optional().describe('Record this output directory as a new version of this dataset after every run.'),
         })
         .describe('An output with options.'),
     ],
