@@ -8,6 +8,13 @@
  *   HPCFLOW_CACHE_CORRUPT naming the object and the remote) and leaves no partial file;
  * - an interrupted transfer can simply be run again (large uploads resume where possible);
  * - credentials come only from the environment and never appear in messages.
+ *
+ * Errors: a damaged or missing object, or a local file that does not hash to what `put` was
+ * told, is HPCFLOW_CACHE_CORRUPT naming the object and the remote; an AbortSignal that fires is
+ * HPCFLOW_ABORTED; bad settings or refused credentials are HPCFLOW_USAGE; an unreachable or
+ * failing remote is HPCFLOW_ENGINE_UNAVAILABLE. Invalid object ids are rejected before any I/O.
+ * Every method may be called concurrently, also for the same object and from several processes
+ * or nodes.
  */
 export interface Remote {
   /** The name in the workspace config (`hpcflow.yaml` → remotes). */
@@ -19,7 +26,10 @@ export interface Remote {
   hasMany(hashes: readonly string[]): Promise<Set<string>>;
   /** Upload the file at `localPath` (whose content hashes to `hash`, `size` bytes). */
   put(hash: string, localPath: string, size: number, signal?: AbortSignal): Promise<void>;
-  /** Download the object into `destPath`, verified. */
+  /**
+   * Download the object into `destPath`, verified. An interrupted download leaves its bytes in
+   * `<destPath>.part`, from which a later call with the same `destPath` resumes.
+   */
   get(hash: string, destPath: string, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }

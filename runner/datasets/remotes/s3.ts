@@ -123,9 +123,10 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
 };
 const UNSUPPORTED = new Set(['NotImplemented', 'MethodNotAllowed', 'InvalidRequest']);
 
+/** The object is absent (a HEAD has no body, so a missing bucket looks the same there). */
 function isNotFound(e: unknown): boolean {
   const { name, status } = describeSdkError(e);
-  return status === 404 || name === 'NotFound' || name === 'NoSuchKey';
+  return name === 'NoSuchKey' || name === 'NotFound' || (status === 404 && name !== 'NoSuchBucket' && name !== 'NoSuchUpload');
 }
 
 /** Strips `user:password@` from a URL for display. */
@@ -214,36 +215,40 @@ export class S3Remote implements Remote {
     }
     const found = new Set<string>();
     const limit = createLimiter(HAS_CONCURRENCY);
+    const head = (h: string): Promise<void> =>
+      limit(async () => {
+        if (await this.has(h)) found.add(h);
+      });
+    const unresolved: string[] = [];
     const jobs: Array<Promise<void>> = [];
     for (const list of byShard.values()) {
-      if (list.length >= LIST_MIN) {
-        jobs.push(limit(() => this.#listShard(list, found)));
-      } else {
-        for (const h of list) {
-          jobs.push(
-            limit(async () => {
-              if (await this.has(h)) found.add(h);
-            }),
-          );
-        }
-      }
+      if (list.length >= LIST_MIN) jobs.push(limit(async () => void unresolved.push(...(await this.#listShard(list, found)))));
+      else jobs.push(...list.map(head));
     }
     await Promise.all(jobs);
+    await Promise.all(unresolved.map(head));
     return found;
   }
 
-  /** Lists the keys of one shard between the smallest and largest of `list` (same shard). */
-  async #listShard(list: readonly string[], found: Set<string>): Promise<void> {
-    const keys = list.map((h) => this.key(h)).sort();
+  /**
+   * Lists one shard from just below the smallest to the largest of `list` (all in that shard).
+   * A shard far denser than the query (a huge store) would take many pages, so after
+   * `list.length / LIST_MIN` pages it stops and returns the hashes not yet passed, for HEADs:
+   * the cost stays within ~1.1× that of HEADs alone and is usually a single request.
+   */
+  async #listShard(list: readonly string[], found: Set<string>): Promise<string[]> {
     const wanted = new Map(list.map((h) => [this.key(h), h]));
+    const keys = [...wanted.keys()].sort();
     const first = keys[0] as string;
     const last = keys[keys.length - 1] as string;
     const shardPrefix = first.slice(0, first.length - 62);
     // StartAfter is exclusive: `first` without its last digit sorts just below it (at most 15
     // other keys lie in between).
     const startAfter = first.slice(0, -1);
+    const maxPages = Math.ceil(list.length / LIST_MIN);
     let token: string | undefined;
-    for (;;) {
+    let seen = startAfter;
+    for (let page = 1; ; page++) {
       const cmd = new ListObjectsV2Command({
         Bucket: this.bucket,
         Prefix: shardPrefix,
@@ -251,15 +256,15 @@ export class S3Remote implements Remote {
         ...(this.#listPageSize !== undefined ? { MaxKeys: this.#listPageSize } : {}),
       });
       const r = await this.#call((o) => this.#client.send(cmd, o), undefined, 'list objects');
-      let past = false;
       for (const o of r.Contents ?? []) {
         if (o.Key === undefined) continue;
         const h = wanted.get(o.Key);
         if (h !== undefined) found.add(h);
-        if (o.Key >= last) past = true;
+        if (o.Key > seen) seen = o.Key;
       }
-      if (past || r.IsTruncated !== true || r.NextContinuationToken === undefined) return;
+      if (seen >= last || r.IsTruncated !== true) return [];
       token = r.NextContinuationToken;
+      if (token === undefined || page >= maxPages) return keys.filter((k) => k > seen).map((k) => wanted.get(k) as string);
     }
   }
 

@@ -201,7 +201,9 @@ export async function runContainer(
     });
     startedAt = info?.State.StartedAt;
     finishedAt = info?.State.FinishedAt;
-    if (killed) {
+    // A canceled run was stopped by us, however its end was observed (removeAllLive may
+    // force-remove the container before the abort handler's kill, so wait() can report 137).
+    if (killed || canceled) {
       signal = KILL_SIGNAL;
     } else {
       // Docker reports a process killed by a signal as 128+n; whether it was the stage's shell or

@@ -522,9 +522,16 @@ describe('S3 remote specifics', () => {
     }
     for (const b of inShard) await remote.put(b.hash, b.path, b.bytes.length);
     const present = inShard.slice(0, 4).map((b) => b.hash);
-    const fakes = ['00', '7f', 'ff'].map((p) => `${shard}${p}${'0'.repeat(60)}`);
-    const queried = [...present, ...fakes, `${shard}${'f'.repeat(62)}`, `${shard}${'0'.repeat(62)}`];
+    // Absent ones around and between them, including both ends of the shard: 20 hashes, so up
+    // to 3 pages of 2 keys are listed before the rest are looked up one by one.
+    const fakes = ['01', '20', '3f', '55', '7f', '80', 'a0', 'c3', 'e0', 'fe'].map((p) => `${shard}${p}${'0'.repeat(60)}`);
+    const queried = [...present, ...fakes, `${shard}${'f'.repeat(62)}`, `${shard}${'0'.repeat(62)}`, ...present.map((h) => `${h.slice(0, -1)}${h.endsWith('0') ? '1' : '0'}`)];
+    const before = (await server.requests()).length;
     expect(await remote.hasMany(queried)).toEqual(new Set(present));
+    const lists = (await server.requests()).slice(before).filter((r) => r.query['list-type'] === '2');
+    expect(queried.length).toBe(20);
+    expect(lists.length).toBe(3);
+    expect(lists.slice(1).every((r) => 'continuation-token' in r.query)).toBe(true);
     expect(await remote.hasMany(inShard.map((b) => b.hash))).toEqual(new Set(inShard.map((b) => b.hash)));
     await remote.close();
   });
