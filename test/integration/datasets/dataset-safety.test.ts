@@ -92,6 +92,31 @@ describe('dataset safety', () => {
     expect(await readFile(join(ws, 'data/d/a.txt'), 'utf8')).toBe('keep me\n');
   });
 
+  it('checkout --link hardlink shares the store inode (read-only); executables and the default are copies', async () => {
+    await writeFile(join(ws, 'data/d/run.sh'), '#!/bin/sh\n');
+    await chmod(join(ws, 'data/d/run.sh'), 0o755);
+    expect((await hpcflow(['dataset', 'add', 'data/d', '--no-git'], ws)).code).toBe(0);
+    const objOf = async (rel: string): Promise<string> => {
+      const h = (await hashFile(join(ws, 'data/d', rel))).hash;
+      return join(ws, '.hpcflow/cache/objects', h.slice(0, 2), h.slice(2));
+    };
+    const objA = await objOf('a.txt');
+    await rm(join(ws, 'data/d'), { recursive: true });
+    const co = await hpcflow(['dataset', 'checkout', 'd', '--link', 'hardlink,copy', '--json'], ws);
+    expect(co.code, co.stderr).toBe(0);
+    expect((JSON.parse(co.stdout) as [{ links: Record<string, number> }])[0].links).toEqual({ hardlink: 2, copy: 1 });
+    const { stat: st } = await import('node:fs/promises');
+    expect((await st(join(ws, 'data/d/a.txt'))).ino).toBe((await st(objA)).ino);
+    expect((await st(join(ws, 'data/d/a.txt'))).mode & 0o777).toBe(0o444);
+    expect((await st(join(ws, 'data/d/run.sh'))).mode & 0o777).toBe(0o755);
+    expect((await hpcflow(['dataset', 'status'], ws)).code).toBe(0);
+    await rm(join(ws, 'data/d'), { recursive: true });
+    const dflt = await hpcflow(['dataset', 'checkout', 'd', '--json'], ws);
+    const links = (JSON.parse(dflt.stdout) as [{ links: Record<string, number> }])[0].links;
+    expect(Object.keys(links).every((k) => k === 'reflink' || k === 'copy')).toBe(true);
+    expect((await st(join(ws, 'data/d/a.txt'))).ino).not.toBe((await st(objA)).ino);
+  });
+
   it('an add killed part-way leaves only whole objects and no version file; running it again completes', async () => {
     for (let i = 0; i < 3000; i++) await writeFile(join(ws, `data/d/f${i}.dat`), `file ${i} `.repeat(200));
     const child = execa('node', [BIN, 'dataset', 'add', 'data/d', '--no-git'], { cwd: ws, reject: false });
