@@ -5,6 +5,7 @@
  * leaves both sides consistent and is finished by running the same command again (objects
  * already present are skipped; large partial transfers resume).
  */
+import { dirname, join } from 'node:path';
 import { HpcflowError } from '../errors.js';
 import type { WorkspaceConfig } from '../config/workspace-config.js';
 import { mapLimit } from '../util/pool.js';
@@ -65,7 +66,8 @@ export async function pushDataset(ctx: DatasetContext, remote: Remote, spec: str
 
 /** Downloads one object into the store, verified. */
 async function fetchObject(ctx: DatasetContext, remote: Remote, hash: string, signal?: AbortSignal): Promise<void> {
-  const tmp = await ctx.store.tempPath();
+  // A stable name per object, so that an interrupted pull resumes its partial download.
+  const tmp = join(dirname(await ctx.store.tempPath()), `pull-${hash}`);
   await remote.get(hash, tmp, signal);
   await ctx.store.adopt(tmp, hash);
 }
