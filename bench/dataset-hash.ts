@@ -29,6 +29,8 @@ export interface DatasetHashCase {
   readonly poolAllVsB3sumAll: number | null;
   /** HashPool on all cores / in-process hashFile one file after another. */
   readonly poolAllVsHashFile: number;
+  /** HashPool on all cores / the faster in-process path here (hashFile or hashFileSync). */
+  readonly poolAllVsInProcess: number;
   /** HashPool with one thread / in-process hashFile (the cost of going through a worker). */
   readonly pool1VsHashFile: number;
 }
@@ -121,6 +123,7 @@ async function measureCase(
     poolAllVsB3sum1: haveB3sum ? m('poolAll') / m('b3sum1') : null,
     poolAllVsB3sumAll: haveB3sum ? m('poolAll') / m('b3sumAll') : null,
     poolAllVsHashFile: m('poolAll') / m('hashFileSeq'),
+    poolAllVsInProcess: m('poolAll') / Math.max(m('hashFileSeq'), m('hashFileSyncSeq')),
     pool1VsHashFile: m('pool1') / m('hashFileSeq'),
   };
 }

@@ -91,6 +91,7 @@ async function main(): Promise<void> {
       `| **pool, all threads / b3sum 1 thread** (single-core BLAKE3 limit) | **${ratio(L.poolAllVsB3sum1)}** | **${ratio(S.poolAllVsB3sum1)}** |`,
       `| pool, all threads / b3sum all threads | ${ratio(L.poolAllVsB3sumAll)} | ${ratio(S.poolAllVsB3sumAll)} |`,
       `| pool, all threads / in-process hashFile | ${ratio(L.poolAllVsHashFile)} | ${ratio(S.poolAllVsHashFile)} |`,
+      `| pool, all threads / faster in-process path (hashFile or hashFileSync) | ${ratio(L.poolAllVsInProcess)} | ${ratio(S.poolAllVsInProcess)} |`,
       '',
       `Worker start-up (new pool to first 64 KiB result): ${fmt(r.poolStartMs.median)} ms median; pools are started before timing.`,
       '',
