@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RemoteConfig } from '../datasets/remotes/index.js';
 import { HpcflowError } from '../errors.js';
 import type { Diagnostic } from '../model/diagnostic.js';
 import { parseYamlSource } from '../spec/yaml-source.js';
@@ -21,14 +22,8 @@ export const CONFIG_FILE = 'hpcflow.yaml';
 export type LinkKind = 'reflink' | 'hardlink' | 'copy';
 export const LINK_KINDS: readonly LinkKind[] = ['reflink', 'hardlink', 'copy'];
 
-export interface RemoteSettings {
-  readonly url: string;
-  readonly endpoint?: string;
-  readonly region?: string;
-  readonly forcePathStyle?: boolean;
-  readonly multipartThreshold?: number;
-  readonly partSize?: number;
-}
+/** One remote's settings, as the remote factory takes them. */
+export type RemoteSettings = RemoteConfig;
 
 export interface WorkspaceConfig {
   readonly remotes: Readonly<Record<string, RemoteSettings>>;

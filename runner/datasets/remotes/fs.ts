@@ -49,6 +49,19 @@ export const errCode = (e: unknown): string | undefined => (e as NodeJS.ErrnoExc
  * Rejects anything but 64 lowercase hex: a hash becomes part of a path or key, so this keeps a
  * damaged manifest from turning into `../../somewhere` (same rule and code as the local store).
  */
+/** Distinct `hashes` (each checked) grouped by their 2-hex shard, for batched existence checks. */
+export function groupByShard(hashes: readonly string[]): Map<string, string[]> {
+  const byShard = new Map<string, string[]>();
+  for (const h of new Set(hashes)) {
+    checkHash(h);
+    const s = h.slice(0, 2);
+    const list = byShard.get(s);
+    if (list === undefined) byShard.set(s, [h]);
+    else list.push(h);
+  }
+  return byShard;
+}
+
 export function checkHash(hash: string): void {
   if (!HASH_RE.test(hash)) throw new HpcflowError('HPCFLOW_CACHE_CORRUPT', `invalid object id ${JSON.stringify(hash)}`);
 }
@@ -334,14 +347,7 @@ export class FsRemote implements Remote {
   }
 
   async hasMany(hashes: readonly string[]): Promise<Set<string>> {
-    const byShard = new Map<string, string[]>();
-    for (const h of new Set(hashes)) {
-      checkHash(h);
-      const s = h.slice(0, 2);
-      const list = byShard.get(s);
-      if (list === undefined) byShard.set(s, [h]);
-      else list.push(h);
-    }
+    const byShard = groupByShard(hashes);
     const found = new Set<string>();
     const limit = createLimiter(HAS_CONCURRENCY);
     const jobs: Array<Promise<void>> = [];

@@ -44,7 +44,7 @@ import { HpcflowError, isHpcflowError } from '../../errors.js';
 import { hashBytes } from '../../fingerprint/hash-file.js';
 import { Blake3Hasher } from '../../util/blake3.js';
 import { createLimiter } from '../../util/pool.js';
-import { abortedError, checkHash, checkSize, errCode, isAbort, KeyedSerial, receiveVerified, throwIfAborted } from './fs.js';
+import { abortedError, checkHash, checkSize, errCode, groupByShard, isAbort, KeyedSerial, receiveVerified, throwIfAborted } from './fs.js';
 import type { Remote } from './remote.js';
 
 export const DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024;
@@ -205,14 +205,7 @@ export class S3Remote implements Remote {
   }
 
   async hasMany(hashes: readonly string[]): Promise<Set<string>> {
-    const byShard = new Map<string, string[]>();
-    for (const h of new Set(hashes)) {
-      checkHash(h);
-      const s = h.slice(0, 2);
-      const list = byShard.get(s);
-      if (list === undefined) byShard.set(s, [h]);
-      else list.push(h);
-    }
+    const byShard = groupByShard(hashes);
     const found = new Set<string>();
     const limit = createLimiter(HAS_CONCURRENCY);
     const head = (h: string): Promise<void> =>
