@@ -13,6 +13,7 @@ import {
   listDatasets,
   parseSpec,
   resolveVersion,
+  scan,
   verifyDataset,
   verifyOk,
 } from '../datasets/datasets.js';
@@ -200,11 +201,9 @@ async function run(sub: Sub, ctx: DatasetContext, v: Values, pos: readonly strin
       let label: string;
       let d: ManifestDiff;
       if (pos[1] === undefined) {
-        const s = await datasetStatus(ctx, a.name);
-        if (s.state === 'missing') throw new HpcflowError('HPCFLOW_USAGE', `dataset "${a.name}" is not checked out: nothing to compare with`);
-        const { scan } = await import('../datasets/datasets.js');
         const wc = await scan(ctx, a.name, a.version.path);
-        d = diffManifests(a.version.entries, wc.kind === 'dir' ? wc.entries : []);
+        if (wc.kind === 'missing') throw new HpcflowError('HPCFLOW_USAGE', `dataset "${a.name}" is not checked out: nothing to compare with`);
+        d = diffManifests(a.version.entries, wc.entries);
         label = `${a.name}@${shortVersion(a.version.version)} → working copy`;
       } else {
         const b = await resolveVersion(ctx, pos[1]);

@@ -71,7 +71,7 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
       store: ws.store,
       runs: ws.runs,
       hashPath: ws.hashPath,
-      datasetDep: datasetDeps(ws.root, ws.hashPath),
+      datasetDep: datasetDeps(ws.root, ws.hashPath, ws.store),
       invalidate: ws.invalidate,
       lock: ws.lock,
       saveLock: (l) => ws.saveLock(l),

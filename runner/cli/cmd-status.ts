@@ -73,7 +73,7 @@ async function fullPlan(
       hashed.set(rel, h.kind);
       return h;
     };
-    const plans = await planStages({ graph: ws.graph, lock: ws.lock, imageState, hashPath, datasetDep: datasetDeps(ws.root, hashPath), runs: ws.runs, store: ws.store }, ids, new Set());
+    const plans = await planStages({ graph: ws.graph, lock: ws.lock, imageState, hashPath, datasetDep: datasetDeps(ws.root, hashPath, ws.store), runs: ws.runs, store: ws.store }, ids, new Set());
     const rows = planRows(plans, ws.graph.upstream);
     if (snapshotKeyOrNull !== null && rows.every((r) => r.action === 'up-to-date')) {
       const images = new Map<string, { spec: ImageSpec; digest: string }>();

@@ -9,7 +9,7 @@
  * a time and only after all objects it needs are present.
  */
 import { readdirSync, rmdirSync } from 'node:fs';
-import { appendFile, mkdir, readFile, unlink } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import type { ContentStore } from '../cache/store.js';
 import type { LinkKind } from '../config/workspace-config.js';
@@ -213,6 +213,11 @@ export async function datasetStatus(ctx: DatasetContext, name: string): Promise<
   return { name, path: head.path, version: head.version, state: 'modified', diff: diffManifests(cur.entries, wc.entries), hashed: wc.hashed };
 }
 
+interface FileVersionAt {
+  readonly oid: string;
+  readonly text: string;
+}
+
 /** A dataset version named by `name[@rev]`. */
 export interface ResolvedVersion {
   readonly name: string;
@@ -240,7 +245,7 @@ export function parseSpec(spec: string): { name: string; rev: string | null } {
  * Resolves `name`, `name@<dataset tag>`, `name@<version id prefix>` (searched in the version
  * file's git history), or `name@<git revision>`.
  */
-export async function resolveVersion(ctx: DatasetContext, spec: string): Promise<ResolvedVersion> {
+export async function resolveVersion(ctx: Pick<DatasetContext, 'root' | 'store'>, spec: string): Promise<ResolvedVersion> {
   const { name, rev } = parseSpec(spec);
   if (rev === null) return { name, version: requireVersionFile(ctx.root, name, listDatasets(ctx.root)), source: 'working tree', commit: null };
   const dir = await findGitRoot(ctx.root);
@@ -284,11 +289,6 @@ export async function resolveVersion(ctx: DatasetContext, spec: string): Promise
   throw new HpcflowError('HPCFLOW_USAGE', `"${spec}": no dataset tag, version or git revision "${rev}"`, {
     hint: `see the versions with \`hpcflow dataset log ${name}\``,
   });
-}
-
-interface FileVersionAt {
-  readonly oid: string;
-  readonly text: string;
 }
 
 /** What checkout did. */
@@ -376,7 +376,6 @@ async function ensureInside(dsReal: string, dirAbs: string, name: string, rel: s
 }
 
 async function renameOver(tmp: string, dest: string): Promise<void> {
-  const { rename, rm } = await import('node:fs/promises');
   try {
     await rename(tmp, dest);
   } catch (e) {

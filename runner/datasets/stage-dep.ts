@@ -9,11 +9,11 @@
 import type { Reason } from '../dag/reasons.js';
 import type { PathHash } from '../fingerprint/path-hasher.js';
 import type { DepState } from '../fingerprint/stage.js';
+import type { ContentStore } from '../cache/store.js';
+import { isHpcflowError } from '../errors.js';
 import { closest } from '../spec/did-you-mean.js';
-import { fileHistory, findGitRoot, repoPath, resolveRev, readFileAt } from '../git/repo.js';
-import { join } from 'node:path';
-import { parseVersionFile, readVersionFile, shortVersion, versionFileRel } from './version-file.js';
-import { listDatasets } from './datasets.js';
+import { readVersionFile, shortVersion, versionFileRel } from './version-file.js';
+import { listDatasets, resolveVersion } from './datasets.js';
 
 /** The fingerprint key of a dataset dependency. */
 export const datasetDepKey = (name: string): string => `dataset:${name}`;
@@ -25,33 +25,11 @@ export type DatasetDepFn = (name: string, version: string | null) => Promise<Dat
 
 const problem = (dataset: string, detail: string): DatasetDepResult => ({ blocker: { kind: 'dataset', dataset, detail } });
 
-/** Does `rev` (a dataset tag, version prefix or git revision) name `version`? */
-async function revNames(root: string, name: string, rev: string, version: string): Promise<string | null> {
-  if (/^[0-9a-f]{6,64}$/.test(rev) && version.startsWith(rev)) return version;
-  const dir = await findGitRoot(root);
-  if (dir === null) return null;
-  const fileRel = repoPath(dir, join(root, versionFileRel(name)));
-  for (const ref of [`refs/tags/dataset/${name}/${rev}`, rev]) {
-    const oid = await resolveRev(dir, ref);
-    if (oid === null) continue;
-    const text = await readFileAt(dir, oid, fileRel);
-    if (text !== null) return parseVersionFile(text, `${oid.slice(0, 12)}:${versionFileRel(name)}`, { headerOnly: true }).version;
-  }
-  if (/^[0-9a-f]{6,64}$/.test(rev)) {
-    for (const c of await fileHistory(dir, fileRel)) {
-      if (c.text === null) continue;
-      const v = parseVersionFile(c.text, `${c.oid.slice(0, 12)}:${versionFileRel(name)}`, { headerOnly: true }).version;
-      if (v.startsWith(rev)) return v;
-    }
-  }
-  return null;
-}
-
 /**
  * A memoising resolver for one planning pass. It hashes the version file and the dataset
  * directory through `hashPath`, so the status fast path records (and later re-checks) both.
  */
-export function datasetDeps(root: string, hashPath: (rel: string) => Promise<PathHash>): DatasetDepFn {
+export function datasetDeps(root: string, hashPath: (rel: string) => Promise<PathHash>, store: ContentStore): DatasetDepFn {
   const memo = new Map<string, Promise<DatasetDepResult>>();
   const resolve = async (name: string, version: string | null): Promise<DatasetDepResult> => {
     const file = versionFileRel(name);
@@ -66,9 +44,15 @@ export function datasetDeps(root: string, hashPath: (rel: string) => Promise<Pat
     if (h.kind !== 'dir' || h.hash !== head.version) {
       return problem(name, `the working copy ${head.path} differs from version ${shortVersion(head.version)}; record it with \`hpcflow dataset commit ${name}\` or restore it with \`hpcflow dataset checkout --force ${name}\``);
     }
-    if (version !== null) {
-      const want = await revNames(root, name, version, head.version);
-      if (want === null) return problem(name, `no version, dataset tag or git revision '${version}'; see \`hpcflow dataset log ${name}\``);
+    if (version !== null && !(/^[0-9a-f]{6,64}$/.test(version) && head.version.startsWith(version))) {
+      // The same resolution as `hpcflow dataset checkout name@version`.
+      let want: string;
+      try {
+        want = (await resolveVersion({ root, store }, `${name}@${version}`)).version.version;
+      } catch (e) {
+        if (!isHpcflowError(e, 'HPCFLOW_USAGE')) throw e;
+        return problem(name, `no version, dataset tag or git revision '${version}'; see \`hpcflow dataset log ${name}\``);
+      }
       if (want !== head.version) {
         return problem(name, `is at version ${shortVersion(head.version)}, the stage requires ${version} (${shortVersion(want)}); run \`hpcflow dataset checkout ${name}@${version}\``);
       }

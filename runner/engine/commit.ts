@@ -31,7 +31,7 @@ export async function commitStages(
         hint: 'run the stage once, or build the image first',
       });
     }
-    const { deps, blockers } = await hashDeps(stage, ws.graph, () => ({ state: 'disk' }), ws.hashPath, datasetDeps(ws.root, ws.hashPath));
+    const { deps, blockers } = await hashDeps(stage, ws.graph, () => ({ state: 'disk' }), ws.hashPath, datasetDeps(ws.root, ws.hashPath, ws.store));
     if (blockers.length > 0) {
       throw new HpcflowError('HPCFLOW_STAGE_FAILED', `cannot commit ${id}: a dependency is missing`, { hint: 'produce it first' });
     }

@@ -195,6 +195,22 @@ describe('dataset life cycle', () => {
     expect(await ok(['dataset', 'status', 'summary'])).toMatch(/summary {2}[0-9a-f]{12} {2}clean/);
   });
 
+  it('a stage pinned to a version runs only when that version is checked out', async () => {
+    await writeFile(
+      join(ws, 'pipelines/r.yaml'),
+      'stages:\n  pinned:\n    image: hpcflow-test/busybox:1\n    cmd: cat data/climate/a.txt > out/pinned.txt\n    deps: [{ dataset: climate, version: v1 }]\n    outs: [out/pinned.txt]\n  unknown:\n    image: hpcflow-test/busybox:1\n    cmd: "true"\n    deps: [{ dataset: climate, version: nope }]\n',
+    );
+    const st = await hpcflow(['status', 'r/pinned', 'r/unknown'], ws);
+    expect(st.stdout).toMatch(new RegExp(`dataset climate: is at version [0-9a-f]{12}, the stage requires v1 \\(${v1id.slice(0, 12)}\\); run \`hpcflow dataset checkout climate@v1\``));
+    expect(st.stdout).toContain("dataset climate: no version, dataset tag or git revision 'nope'");
+    await ok(['dataset', 'checkout', 'climate@v1']);
+    const r = await hpcflow(['run', '--json', 'r/pinned'], ws);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(join(ws, 'out/pinned.txt'), 'utf8')).toBe('alpha\n');
+    await rm(join(ws, 'pipelines/r.yaml'));
+    await ok(['dataset', 'checkout', 'climate@HEAD']);
+  });
+
   it('gc keeps every object of every dataset version in the history', async () => {
     await ok(['gc']);
     // (climate@v1 differs from the working copy, so verify exits 1; the store part is what counts.)
