@@ -2,6 +2,7 @@ import { writeFile, mkdir } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { benchDatasetAdd } from './dataset-add.js';
 import { benchDatasetHash } from './dataset-hash.js';
 import { benchDatasetStatus } from './dataset-status.js';
 import { benchHash } from './hash.js';
@@ -10,13 +11,13 @@ import { benchStatus } from './status.js';
 import { ROOT, fmt } from './lib.js';
 
 /**
- * `npm run bench [-- status hash overhead dataset-hash dataset-status]`: every comparison is measured side by
+ * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status]`: every comparison is measured side by
  * side in one run and reported as medians with quartiles and ratios, because these machines are
  * shared.
  * Writes bench/results/latest.json and prints a markdown report.
  */
 const IMAGE = 'hpcflow-test/busybox:1';
-type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-status';
+type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status';
 const picked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const run = (name: BenchName): boolean => picked.length === 0 || picked.includes(name);
 
@@ -94,6 +95,25 @@ async function main(): Promise<void> {
       `| pool, all threads / faster in-process path (hashFile or hashFileSync) | ${ratio(L.poolAllVsInProcess)} | ${ratio(S.poolAllVsInProcess)} |`,
       '',
       `Worker start-up (new pool to first 64 KiB result): ${fmt(r.poolStartMs.median)} ms median; pools are started before timing.`,
+      '',
+    );
+  }
+  if (run('dataset-add')) {
+    const r = await benchDatasetAdd(5);
+    results['dataset-add'] = r;
+    const cell = (s: { median: number; p25: number; p75: number } | null): string => (s === null ? '—' : `${s.median.toFixed(2)} (${s.p25.toFixed(2)}–${s.p75.toFixed(2)})`);
+    md.push(
+      `## \`dataset add\` of ${r.totalBytes / 2 ** 30} GiB (${r.files} files, page-cached) into an empty store, 5 reps, alternated`,
+      '',
+      'The work: hash the working copy, copy each file into the store, hash the stored copy (what is stored is what was hashed).',
+      '',
+      '| GB/s of data added, median (p25–p75) | |',
+      '|---|---:|',
+      `| \`addDataset\` with the hash pool (${r.threads} threads) | ${cell(r.addPool)} |`,
+      `| \`addDataset\` on the main thread only | ${cell(r.addMainThread)} |`,
+      `| shell floor: \`b3sum\` source, \`cp -r\`, \`b3sum\` copy | ${cell(r.cpB3sum)} |`,
+      `| **pool / main thread** | **${r.poolVsMainThread.toFixed(2)}** |`,
+      `| **pool / shell floor** | **${r.poolVsCpB3sum === null ? '—' : r.poolVsCpB3sum.toFixed(2)}** |`,
       '',
     );
   }

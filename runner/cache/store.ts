@@ -113,15 +113,22 @@ export class ContentStore {
    * an existing object is a no-op without reading the file. Otherwise the file is copied to a
    * temp file and the *copy* is hashed, so a file modified during the copy is stored under the
    * hash of what was actually stored. Returns that hash (which may differ from `known`).
+   * `hashCopy` hashes the copy instead of this thread (a caller with a worker pool passes it, so
+   * storing many large files uses every core, not just the main thread).
    */
-  async putFile(absPath: string, known?: { readonly hash: string; readonly size: number }): Promise<FileHash> {
+  async putFile(
+    absPath: string,
+    known?: { readonly hash: string; readonly size: number },
+    hashCopy?: (tmpAbs: string, size: number) => Promise<FileHash>,
+  ): Promise<FileHash> {
     if (known !== undefined && HASH_RE.test(known.hash) && (await this.#touch(known.hash))) {
       return { hash: known.hash, size: known.size };
     }
     const tmp = await this.#tempPath();
     try {
       await copyFile(absPath, tmp, COPY_FLAGS);
-      const actual = await hashFileAdaptive(tmp, (await stat(tmp)).size);
+      const size = (await stat(tmp)).size;
+      const actual = hashCopy === undefined ? await hashFileAdaptive(tmp, size) : await hashCopy(tmp, size);
       await this.#commit(tmp, actual.hash);
       return actual;
     } finally {

@@ -21,6 +21,7 @@ import type { ManifestDiff } from '../datasets/diff.js';
 import { diffManifests, formatBytes, isEmptyDiff, summarize } from '../datasets/diff.js';
 import { defaultHashMany } from '../datasets/scan.js';
 import type { HashPool } from '../fingerprint/hash-pool.js';
+import { SMALL_FILE_MAX } from '../fingerprint/hash-file.js';
 import { shortVersion } from '../datasets/version-file.js';
 import { HpcflowError } from '../errors.js';
 import { isInside, realWorkspace } from '../fingerprint/paths.js';
@@ -116,7 +117,8 @@ export async function cmdDataset(args: readonly string[], io: CliIO): Promise<nu
     gitCommit: !values['no-git'],
     env: io.env,
     hashMany: async (files) => {
-      if (files.length === 1) return defaultHashMany(files);
+      // One small file: cheaper here than a worker start-up and a round trip.
+      if (files.length === 1 && (files[0]?.size ?? 0) <= SMALL_FILE_MAX) return defaultHashMany(files);
       pool ??= new (await import('../fingerprint/hash-pool.js')).HashPool();
       return pool.hashFiles(files.map((f) => f.abs));
     },

@@ -14,6 +14,8 @@ import { dirname, join, posix } from 'node:path';
 import type { ContentStore } from '../cache/store.js';
 import type { LinkKind } from '../config/workspace-config.js';
 import { HpcflowError } from '../errors.js';
+import type { FileHash } from '../fingerprint/hash-file.js';
+import { hashFileAdaptive, SMALL_FILE_MAX } from '../fingerprint/hash-file.js';
 import type { ManifestEntry } from '../fingerprint/manifest.js';
 import { isInside, normalizeRel, realWorkspace } from '../fingerprint/paths.js';
 import { StatCache } from '../fingerprint/stat-cache.js';
@@ -82,10 +84,15 @@ export function scan(ctx: DatasetContext, name: string, path: string): Promise<W
  */
 async function storeWorkingCopy(ctx: DatasetContext, name: string, wc: Extract<WorkingCopy, { kind: 'dir' }>, skip: ReadonlySet<string>): Promise<number> {
   let stored = 0;
+  // The stored copy is re-hashed (what is stored is what was hashed); large copies go through
+  // hashMany, i.e. the worker pool when there is one, small ones are cheaper on this thread.
+  const hashMany = ctx.hashMany;
+  const hashCopy =
+    hashMany === undefined ? undefined : async (abs: string, size: number) => (size > SMALL_FILE_MAX ? ((await hashMany([{ abs, size }]))[0] as FileHash) : hashFileAdaptive(abs, size));
   await mapLimit(wc.entries, ctx.concurrency ?? 4, async (e) => {
     if (skip.has(e.hash)) return;
     const abs = wc.abs.get(e.path) as string;
-    const got = await ctx.store.putFile(abs, { hash: e.hash, size: e.size });
+    const got = await ctx.store.putFile(abs, { hash: e.hash, size: e.size }, hashCopy);
     if (got.hash !== e.hash) {
       throw new HpcflowError('HPCFLOW_USAGE', `dataset "${name}": ${e.path} changed while it was being stored`, { hint: 'wait until nothing writes to the dataset, then run the command again' });
     }
