@@ -9,6 +9,8 @@ export const COMMON_OPTIONS = {
   workspace: { type: 'string', short: 'C' },
   json: { type: 'boolean', default: false },
   'cache-dir': { type: 'string' },
+  site: { type: 'string' },
+  matrix: { type: 'string', multiple: true },
   lenient: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies Options;

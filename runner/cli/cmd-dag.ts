@@ -7,14 +7,14 @@ import type { CliIO } from './io.js';
 import { HELP } from './main.js';
 
 export async function cmdDag(args: readonly string[], io: CliIO): Promise<number> {
-  const { values } = parse(args, { ...COMMON_OPTIONS, dot: { type: 'boolean', default: false } });
+  const { values } = parse(args, { ...COMMON_OPTIONS, dot: { type: 'boolean', default: false }, mermaid: { type: 'boolean', default: false } });
   if (values.help) {
     io.out(HELP);
     return EXIT.ok;
   }
   const ws = await openFromArgs(values, io);
   if (values.json) io.out(`${JSON.stringify({ layers: topoLayers(ws.graph), edges: edges(ws.graph) }, null, 2)}\n`);
-  else io.out(values.dot ? renderDot(ws.graph) : renderText(ws.graph));
+  else io.out(values.dot ? renderDot(ws.graph) : values.mermaid ? renderMermaid(ws.graph) : renderText(ws.graph));
   return EXIT.ok;
 }
 
@@ -54,5 +54,14 @@ export function renderDot(g: StageGraph): string {
   }
   for (const [a, b] of edges(g)) lines.push(`  ${q(a)} -> ${q(b)};`);
   lines.push('}');
+  return `${lines.join('\n')}\n`;
+}
+
+/** A Mermaid flowchart (renders in GitHub markdown), left to right. Pure. */
+export function renderMermaid(g: StageGraph): string {
+  const node = new Map(g.ids.map((id, i) => [id, `s${i}`]));
+  const lines = ['flowchart LR'];
+  for (const id of g.ids) lines.push(`  ${node.get(id)}["${id.replace(/"/g, '#quot;')}"]`);
+  for (const [a, b] of edges(g)) lines.push(`  ${node.get(a)} --> ${node.get(b)}`);
   return `${lines.join('\n')}\n`;
 }

@@ -1,6 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { RunSummary } from '../engine/events.js';
+import type { Executor } from '../executors/executor.js';
+import type { ImageSpec, Stage } from '../model/pipeline.js';
 import { runStages } from '../engine/run.js';
 import { acquireWorkspaceLock } from '../engine/workspace-lock.js';
 import { HpcflowError } from '../errors.js';
@@ -63,6 +65,7 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
     const selection = positionals.length === 0 ? null : positionals;
     const ids = selection === null ? ws.graph.ids : withUpstream(ws.graph, orderedSelection(ws.graph, selection, values.downstream));
     const forced = new Set(values.force ? (selection === null ? ws.graph.ids : orderedSelection(ws.graph, selection, values.downstream)) : []);
+    await preflightImages(ids.map((id) => ws.graph.stages.get(id)).filter((s): s is Stage => s !== undefined), executor, ws.root);
     summary = await runStages({
       workspace: ws.root,
       graph: ws.graph,
@@ -98,6 +101,50 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
     return EXIT.interrupted;
   }
   return summary.ok ? EXIT.ok : EXIT.stageFailed;
+}
+
+/**
+ * Before anything starts: every image the selected stages need must be in the engine or buildable
+ * from images it has. Otherwise say which images are missing, which stages need them, and the
+ * ways to provide them — rather than fail one build after another halfway through a run.
+ */
+export async function preflightImages(stages: readonly Stage[], executor: Executor, root: string): Promise<void> {
+  const bySpec = new Map<string, { spec: ImageSpec; stages: string[] }>();
+  for (const s of stages) {
+    const key = JSON.stringify(s.image);
+    const e = bySpec.get(key) ?? { spec: s.image, stages: [] };
+    e.stages.push(s.id);
+    bySpec.set(key, e);
+  }
+  const missing = new Map<string, { dockerfiles: Set<string>; stages: Set<string>; frameworks: Set<string> }>();
+  for (const { spec, stages: ids } of bySpec.values()) {
+    for (const m of await executor.missingImages(spec, root)) {
+      const e = missing.get(m.ref) ?? { dockerfiles: new Set(), stages: new Set(), frameworks: new Set() };
+      if (m.dockerfile !== null) e.dockerfiles.add(m.dockerfile);
+      for (const id of ids) {
+        e.stages.add(id);
+        const fw = stages.find((s) => s.id === id)?.kernel?.spec.framework;
+        if (fw !== undefined) e.frameworks.add(fw);
+      }
+      missing.set(m.ref, e);
+    }
+  }
+  if (missing.size === 0) return;
+  const lines: string[] = [];
+  const frameworks = new Set<string>();
+  for (const [ref, e] of missing) {
+    for (const f of e.frameworks) frameworks.add(f);
+    const from = e.dockerfiles.size > 0 ? ` (FROM in ${[...e.dockerfiles].join(', ')})` : '';
+    const ids = [...e.stages];
+    lines.push(`  ${ref}${from}`, `      needed by ${ids.slice(0, 6).join(', ')}${ids.length > 6 ? ` and ${ids.length - 6} more` : ''}`);
+  }
+  const fwHint = [...frameworks].map((f) => `frameworks.${f}.image`).join(', ');
+  throw new HpcflowError('HPCFLOW_IMAGE_NOT_FOUND', `cannot start: ${missing.size} image${missing.size === 1 ? '' : 's'} cannot be obtained here (nothing was run)\n${lines.join('\n')}`, {
+    hint:
+      'load each image into the Docker engine (docker pull where a registry is reachable, then docker save | docker load here)' +
+      `${fwHint === '' ? '' : `, or map the framework to an image this site has in a site configuration (--site FILE: ${fwHint})`}` +
+      ', or leave those stages out: name the stages to run, or select matrix cells with --matrix key=value (e.g. --matrix impl=openmp)',
+  });
 }
 
 /** Stages named on the command line plus every upstream they need (run only if changed). */

@@ -1,3 +1,4 @@
+import { siteDigest } from '../config/site-digest.js';
 import type { Action } from '../dag/decide.js';
 import type { Reason } from '../dag/reasons.js';
 import { formatReason } from '../dag/reasons.js';
@@ -41,8 +42,9 @@ export async function cmdStatus(cmd: 'status' | 'plan', args: readonly string[],
   const executor = await dockerExecutor(io);
   try {
     const imageState = memoImageState(executor, root);
-    const key = snapshotKey(values.lenient);
-    const whole = positionals.length === 0;
+    // A --matrix selection is a different pipeline: only the whole one records or reads a snapshot.
+    const key = snapshotKey(values.lenient, siteDigest(values.site, io.env, io.cwd));
+    const whole = positionals.length === 0 && (values.matrix ?? []).length === 0;
     const snap = whole ? await readValidSnapshot(root, key, imageState) : null;
     const rows: PlanRow[] =
       snap !== null

@@ -4,6 +4,8 @@ import type { ImageSpec } from '../model/pipeline.js';
 import type { ImageState } from '../executors/executor.js';
 import type { Workspace } from '../engine/workspace.js';
 import { findWorkspaceRoot, openWorkspace } from '../engine/workspace.js';
+import { loadSiteConfig } from '../config/site-config.js';
+import { parseMatrixFilter } from '../engine/matrix-filter.js';
 import { HpcflowError } from '../errors.js';
 import type { CliIO } from './io.js';
 
@@ -11,6 +13,8 @@ export interface CommonValues {
   readonly workspace?: string | undefined;
   readonly 'cache-dir'?: string | undefined;
   readonly lenient?: boolean | undefined;
+  readonly site?: string | undefined;
+  readonly matrix?: readonly string[] | undefined;
 }
 
 /** The workspace directory named by -C, or the nearest one above the current directory. */
@@ -21,7 +25,8 @@ export function workspaceRoot(v: CommonValues, io: CliIO): string {
 export async function openFromArgs(v: CommonValues, io: CliIO): Promise<Workspace> {
   const root = workspaceRoot(v, io);
   const cacheDir = v['cache-dir'] ?? io.env.HPCFLOW_CACHE_DIR;
-  return openWorkspace(root, { cacheDir: cacheDir === undefined ? undefined : resolve(io.cwd, cacheDir), lenient: v.lenient ?? false });
+  const site = loadSiteConfig(v.site, io.env, io.cwd);
+  return openWorkspace(root, { cacheDir: cacheDir === undefined ? undefined : resolve(io.cwd, cacheDir), lenient: v.lenient ?? false, site, placement: 'local', matrix: parseMatrixFilter(v.matrix) });
 }
 
 /** The local Docker executor, configured from the environment. */

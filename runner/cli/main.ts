@@ -14,7 +14,7 @@ Commands:
   plan [stage...]        the same as a plan in topological order (--json for machines)
   run [stage...]         run changed stages (and their changed upstreams); restore cached ones
   commit [stage...]      record the outputs on disk as the result of the current inputs (no run)
-  dag [--dot]            the stage graph as text or Graphviz dot
+  dag [--dot|--mermaid]  the stage graph as text, Graphviz dot or a Mermaid flowchart
   gc [--dry-run]         remove cache entries no hpcflow.lock or dataset version in the git history refers to
   dataset <command>      versioned datasets: add, status, commit, checkout, diff, log, tag, push, pull,
                          verify, list ('hpcflow dataset --help')
@@ -25,6 +25,9 @@ Common options:
   --json                 machine-readable output (JSON lines for run)
   --cache-dir DIR        content cache (default: <workspace>/.hpcflow/cache; env HPCFLOW_CACHE_DIR)
   --lenient              detect unchanged files by path+size only (for filesystems whose mtimes drift)
+  --site FILE            site configuration: framework images and launcher settings (env HPCFLOW_SITE)
+  --matrix KEY=V[,V…]    keep only the matrix cells whose KEY is one of the values (repeatable),
+                         e.g. --matrix impl=openmp to leave out implementations whose images are missing
   -h, --help             this help
 
 run options:

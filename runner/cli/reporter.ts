@@ -47,6 +47,13 @@ export function jsonReporter(io: CliIO): Reporter {
   };
 }
 
+/** "kernel compiled in 3.2 s (key 1a2b3c4d5e6f)" and the like. */
+export function describeKernelBuild(e: Extract<EngineEvent, { type: 'kernel-build' }>): string {
+  const key = e.key.slice(0, 12);
+  if (e.action === 'compiled') return `kernel compiled in ${(e.ms / 1000).toFixed(1)} s (compile key ${key})`;
+  return `kernel binary ${e.action === 'cached' ? 'up to date' : 'restored from the cache'}, nothing compiled (compile key ${key})`;
+}
+
 /** Plain timestamped lines (logs, CI): every stage log line prefixed with its stage. */
 export function plainReporter(io: CliIO, now: () => Date = () => new Date()): Reporter {
   const ts = (): string => now().toISOString();
@@ -67,6 +74,9 @@ export function plainReporter(io: CliIO, now: () => Date = () => new Date()): Re
           break;
         case 'image-log':
           io.out(`${ts()} [image] ${e.line}\n`);
+          break;
+        case 'kernel-build':
+          io.out(`${ts()} [${e.stage}] ${describeKernelBuild(e)}\n`);
           break;
         case 'run-start':
         case 'run-end':
@@ -108,6 +118,9 @@ export async function ttyReporter(io: CliIO): Promise<Reporter> {
         }
         case 'image-build':
           spinner.text = `image ${e.tag}: build ${e.phase}`;
+          break;
+        case 'kernel-build':
+          above(`  ${e.stage} │ ${describeKernelBuild(e)}`);
           break;
         default:
           break;

@@ -28,6 +28,8 @@ export type EngineEvent =
   | { readonly type: 'image-log'; readonly tag: string; readonly line: string }
   | { readonly type: 'stage-start'; readonly stage: string; readonly action: Action; readonly reasons: readonly Reason[] }
   | { readonly type: 'stage-log'; readonly stage: string; readonly stream: LogStream; readonly line: string }
+  /** A kernel stage's binaries: compiled now, found in place, or restored from the cache (compile key). */
+  | { readonly type: 'kernel-build'; readonly stage: string; readonly key: string; readonly action: 'compiled' | 'cached' | 'restored'; readonly ms: number }
   | { readonly type: 'stage-end'; readonly stage: string; readonly outcome: StageOutcome; readonly ms: number }
   | { readonly type: 'run-end'; readonly runId: string; readonly summary: RunSummary };
 

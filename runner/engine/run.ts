@@ -9,7 +9,8 @@ import type { PathHash } from '../fingerprint/path-hasher.js';
 import type { StageComponents } from '../fingerprint/stage.js';
 import type { DatasetDepFn } from '../datasets/stage-dep.js';
 import { fingerprintWithLock } from '../dag/decide.js';
-import type { Executor, ResolvedImage, StageRunResult } from '../executors/executor.js';
+import type { Executor, LogStream, ResolvedImage, StageRunResult } from '../executors/executor.js';
+import { KERNEL_DIR_VAR } from '../frameworks/types.js';
 import type { Lockfile, LockEntry } from '../lockfile/lockfile.js';
 import type { ImageSpec, Stage } from '../model/pipeline.js';
 import type { EngineEvent, FailureMode, OutcomeStatus, RunSummary, StageOutcome } from './events.js';
@@ -17,6 +18,8 @@ import { hashDeps, outputPaths, staticComponents } from './inputs.js';
 import { decideWithCache } from './planner.js';
 import { recordOutputs, sortRecords } from './outputs.js';
 import { Semaphore } from './semaphore.js';
+import type { KernelBuild } from './kernel-build.js';
+import { ensureKernelBuild } from './kernel-build.js';
 
 export interface RunOptions {
   readonly workspace: string;
@@ -65,6 +68,7 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
   const slots = new Semaphore(Math.max(1, o.concurrency));
   const cpus = new Semaphore(Math.max(1, o.cpuBudget));
   const images = new Map<string, Promise<ResolvedImage>>();
+  const kernelBuilds = new Map<string, Promise<KernelBuild>>();
   const cancelAll = new AbortController();
   const onAbort = (): void => cancelAll.abort();
   o.signal.addEventListener('abort', onAbort, { once: true });
@@ -152,8 +156,22 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
     o.onEvent({ type: 'stage-start', stage: stage.id, action: d.action, reasons: d.reasons });
     await clearOutputs(o.workspace, stage);
     o.invalidate(outputPaths(stage));
+    let runStage = stage;
+    if (stage.kernel?.build != null) {
+      const hooks = { onLog: (stream: LogStream, line: string) => o.onEvent({ type: 'stage-log', stage: stage.id, stream, line }) };
+      let kb: KernelBuild;
+      try {
+        kb = await ensureKernelBuild({ workspace: o.workspace, store: o.store, runs: o.runs, executor: o.executor, runId, hashPath: o.hashPath }, stage, image, hooks, cancelAll.signal, kernelBuilds);
+      } catch (e) {
+        if (cancelAll.signal.aborted) return { status: 'canceled' };
+        return { status: 'failed', fingerprint, error: (e as Error).message, reasons: d.reasons };
+      }
+      o.onEvent({ type: 'kernel-build', stage: stage.id, key: kb.key, action: kb.action, ms: kb.ms });
+      // Not part of the fingerprint (the key holds the image digest): only the container sees it.
+      runStage = { ...stage, env: { ...stage.env, [KERNEL_DIR_VAR]: kb.dir } };
+    }
     const result = await o.executor.run(
-      { runId, stage, fingerprint, image, workspace: o.workspace },
+      { runId, stage: runStage, fingerprint, image, workspace: o.workspace },
       { onLog: (stream, line) => o.onEvent({ type: 'stage-log', stage: stage.id, stream, line }) },
       cancelAll.signal,
     );

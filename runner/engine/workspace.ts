@@ -13,6 +13,12 @@ import type { Lockfile } from '../lockfile/lockfile.js';
 import { LOCKFILE_NAME, readLockfile, writeLockfile } from '../lockfile/lockfile.js';
 import type { Pipeline } from '../model/pipeline.js';
 import { loadWorkspaceCachedOrThrow } from '../spec/cached-load.js';
+import type { SiteConfig } from '../config/site-config.js';
+import { DEFAULT_SITE } from '../config/site-config.js';
+import { applySite } from '../frameworks/apply-site.js';
+import type { Placement } from '../frameworks/types.js';
+import type { MatrixFilter } from './matrix-filter.js';
+import { filterMatrix } from './matrix-filter.js';
 
 /** Everything a command needs about one workspace, opened once. */
 export interface Workspace {
@@ -39,6 +45,12 @@ export interface OpenOptions {
   readonly cacheDir?: string;
   /** Compare only path + size for unchanged-file detection (filesystems whose mtimes drift). */
   readonly lenient?: boolean;
+  /** Site configuration: framework images and launcher settings for kernel stages. */
+  readonly site?: SiteConfig;
+  /** Where kernel stages run (the executor's placement). Default local. */
+  readonly placement?: Placement;
+  /** Keep only these matrix cells (`--matrix key=v1,v2`). */
+  readonly matrix?: MatrixFilter;
 }
 
 /** The nearest directory at or above `from` that has a `pipelines/` directory. */
@@ -57,7 +69,7 @@ export function findWorkspaceRoot(from: string): string {
 }
 
 export async function openWorkspace(root: string, opts: OpenOptions = {}): Promise<Workspace> {
-  const pipeline = await loadWorkspaceCachedOrThrow(root);
+  const pipeline = applySite(filterMatrix(await loadWorkspaceCachedOrThrow(root), opts.matrix ?? {}), opts.site ?? DEFAULT_SITE, opts.placement ?? 'local');
   const graph = buildGraph(pipeline);
   const lockPath = join(root, LOCKFILE_NAME);
   const lock = readLockfile(lockPath);

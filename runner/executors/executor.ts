@@ -16,6 +16,12 @@ export type ImageState =
   | { readonly state: 'needs-build'; readonly tag: string; readonly reason: string }
   | { readonly state: 'missing'; readonly tag: string; readonly reason: string };
 
+/** An image that cannot be obtained; `dockerfile` is set when it is the FROM of a build context. */
+export interface MissingImage {
+  readonly ref: string;
+  readonly dockerfile: string | null;
+}
+
 /** One stage execution request. */
 export interface StageTask {
   readonly runId: string;
@@ -70,6 +76,11 @@ export interface Executor {
     hooks: RunHooks,
     signal: AbortSignal,
   ): Promise<ResolvedImage>;
+  /**
+   * Images this spec needs that the engine does not have and cannot make from what it has: the
+   * reference itself, or the FROM images of a context that is not built yet. [] = can be prepared.
+   */
+  missingImages(spec: ImageSpec, workspace: string): Promise<MissingImage[]>;
   run(task: StageTask, hooks: RunHooks, signal: AbortSignal): Promise<StageRunResult>;
   /** Remove containers/jobs labelled as hpcflow's that no live run owns. Returns how many. */
   cleanupOrphans(): Promise<number>;

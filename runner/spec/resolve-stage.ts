@@ -4,15 +4,21 @@
  * node that caused them; a stage with structural problems yields no cells.
  */
 import type { Diagnostic } from '../model/diagnostic.js';
-import type { DepSpec, ImageSpec, OutSpec, ParamValue, SourcePos, Stage } from '../model/pipeline.js';
+import { posix } from 'node:path';
+import { HpcflowError } from '../errors.js';
+import type { Framework, KernelSpec } from '../frameworks/index.js';
+import { FRAMEWORKS, KERNEL_BUILD_VAR, planKernel, renderCommand, shellJoin } from '../frameworks/index.js';
+import type { DepSpec, ImageSpec, OutSpec, ParamValue, SourcePos, Stage, StageKernel } from '../model/pipeline.js';
 import { didYouMean } from './did-you-mean.js';
 import { interpolate } from './interpolate.js';
 import { normaliseWorkspacePath } from './paths.js';
 import type { MatrixValue, ResolvedParams } from './resolve-params.js';
-import type { DefaultsInput, StageInput } from './schema.js';
+import type { DefaultsInput, KernelInput, StageInput } from './schema.js';
 import type { SpecContext, StageSource } from './types.js';
 import { parseMemory, parseTimeLimit } from './units.js';
 import type { ValuePath, YamlSource } from './yaml-source.js';
+
+const DATASET_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 /** Output locations owned by hpcflow and git. */
 const RESERVED_DIRS = ['.hpcflow', '.git'];
@@ -52,8 +58,19 @@ export function resolveStage(name: string, input: StageInput, rp: ResolvedParams
   };
   const own = (key: keyof StageInput): ValuePath => (input[key] !== undefined ? [...stagePath, key] : ['defaults', key]);
 
-  const image = input.image ?? defaults?.image;
-  const cmd = input.cmd ?? defaults?.cmd;
+  const kernel = input.kernel;
+  if (kernel !== undefined && input.cmd !== undefined) {
+    fail({
+      code: 'HPCFLOW_SPEC_TYPE',
+      message: `stage ${baseId} has both cmd and kernel`,
+      pos: src.keyPos([...stagePath, 'kernel']),
+      hint: 'a kernel stage gets its command from the framework adapter: remove cmd, or remove kernel and write the command yourself',
+    });
+  }
+  // A kernel stage runs in its framework's image unless it names one itself (defaults.image is
+  // for cmd stages: an OpenMP image is no place for a Chapel kernel).
+  const image: StageInput['image'] | null | undefined = kernel !== undefined ? (input.image ?? null) : (input.image ?? defaults?.image);
+  const cmd = kernel !== undefined ? '' : (input.cmd ?? defaults?.cmd);
   for (const [key, v] of [['image', image], ['cmd', cmd]] as const) {
     if (v === undefined) {
       fail({
@@ -124,10 +141,19 @@ export function resolveStage(name: string, input: StageInput, rp: ResolvedParams
       return n.path;
     };
 
+    const kernelPath: ValuePath = [...stagePath, 'kernel'];
+    const k = kernel === undefined ? null : resolveKernel(kernel, kernelPath, resources, interp, (raw, p) => wsPath(raw, p, 'dep'), env, fail);
     const imagePath = own('image');
-    const imageSpec = resolveImage(image, imagePath, interp, env, fail);
+    const imageSpec =
+      image !== null
+        ? resolveImage(image, imagePath, interp, env, fail)
+        : k === null
+          ? { kind: 'ref' as const, ref: '' }
+          : k.plan.image.kind === 'build'
+            ? resolveImage({ build: k.plan.image.context }, [...kernelPath, 'framework'], interp, env, fail)
+            : k.plan.image;
     const cmdPath = own('cmd');
-    const cmdText = Array.isArray(cmd) ? cmd.map((c, i) => interp(c, [...cmdPath, i], 'cmd')).join(' && ') : interp(cmd, cmdPath, 'cmd');
+    const cmdText = k !== null ? k.cmd : Array.isArray(cmd) ? cmd.map((c, i) => interp(c, [...cmdPath, i], 'cmd')).join(' && ') : interp(cmd, cmdPath, 'cmd');
     const wdirRaw = input.wdir ?? defaults?.wdir;
     const wdir = wdirRaw === undefined ? '' : wsPath(wdirRaw, own('wdir'), 'wdir');
 
@@ -147,14 +173,28 @@ export function resolveStage(name: string, input: StageInput, rp: ResolvedParams
         depPos.push(src.pos([...path, 'stage']));
       }
     });
+    if (k !== null) {
+      for (const p of k.deps) {
+        deps.push({ kind: 'path', path: p });
+        depPos.push(src.pos(k.depPath));
+      }
+    }
     const outs: OutSpec[] = [];
     const outPos: SourcePos[] = [];
     (input.outs ?? []).forEach((o, i) => {
       const path = typeof o === 'string' ? [...stagePath, 'outs', i] : [...stagePath, 'outs', i, 'path'];
+      let dataset: string | undefined;
+      if (typeof o !== 'string' && o.dataset !== undefined) {
+        const dsPath = [...stagePath, 'outs', i, 'dataset'];
+        dataset = interp(o.dataset, dsPath, 'outs');
+        if (!DATASET_NAME_RE.test(dataset)) {
+          fail({ code: 'HPCFLOW_SPEC_BAD_VALUE', message: `invalid dataset name '${dataset}'`, pos: src.pos(dsPath), hint: 'dataset names contain letters, digits, ".", "_" and "-" and start with a letter or digit (at most 100 characters)' });
+        }
+      }
       outs.push({
         path: wsPath(typeof o === 'string' ? o : o.path, path, 'out'),
         cache: typeof o === 'string' ? true : (o.cache ?? true),
-        ...(typeof o !== 'string' && o.dataset !== undefined ? { dataset: o.dataset } : {}),
+        ...(dataset !== undefined ? { dataset } : {}),
       });
       outPos.push(src.pos(path));
     });
@@ -163,7 +203,13 @@ export function resolveStage(name: string, input: StageInput, rp: ResolvedParams
 
     const envVars: Record<string, string> = {};
     const merged = { ...defaults?.env, ...input.env };
-    for (const key of Object.keys(merged).sort()) {
+    // The adapter's environment first: the stage's own env wins over it, key by key.
+    const adapterEnv = k === null ? {} : k.env;
+    for (const key of [...new Set([...Object.keys(adapterEnv), ...Object.keys(merged)])].sort()) {
+      if (merged[key] === undefined) {
+        envVars[key] = adapterEnv[key] as string;
+        continue;
+      }
       const path = input.env?.[key] !== undefined ? [...stagePath, 'env', key] : ['defaults', 'env', key];
       envVars[key] = interp(String(merged[key]), path, `env ${key}`);
     }
@@ -187,6 +233,7 @@ export function resolveStage(name: string, input: StageInput, rp: ResolvedParams
         resources,
         env: envVars,
         pos: stagePos,
+        ...(k !== null ? { kernel: { ...k.kernel, env: Object.fromEntries(Object.keys(merged).sort().map((key) => [key, envVars[key] as string])) } } : {}),
       },
       source: { deps: depPos, outs: outPos, metrics: metrics === null ? null : src.pos(metricsPath) },
     });
@@ -195,6 +242,104 @@ export function resolveStage(name: string, input: StageInput, rp: ResolvedParams
 }
 
 type Fail = (d: Diagnostic, structural?: boolean) => void;
+
+interface ResolvedKernel {
+  readonly kernel: Omit<StageKernel, 'env'>;
+  readonly plan: ReturnType<typeof planKernel>;
+  readonly cmd: string;
+  /** The adapter's run environment plus the compile recipe (so a change of flags is explained). */
+  readonly env: Readonly<Record<string, string>>;
+  readonly deps: readonly string[];
+  readonly depPath: ValuePath;
+}
+
+/** The commands and environment of a kernel stage, as the adapter plans them for a local run. */
+export function kernelCommand(plan: ReturnType<typeof planKernel>): { cmd: string; env: Record<string, string> } {
+  const env: Record<string, string> = { ...plan.run.env };
+  if (plan.build !== null) env[KERNEL_BUILD_VAR] = renderCommand(plan.build);
+  return { cmd: shellJoin(plan.run.argv), env };
+}
+
+function resolveKernel(
+  input: KernelInput,
+  path: ValuePath,
+  resources: Stage['resources'],
+  interp: (text: string, path: ValuePath, field: string) => string,
+  wsPath: (raw: string, path: ValuePath) => string,
+  env: StageEnv,
+  fail: Fail,
+): ResolvedKernel | null {
+  const { src } = env;
+  const fwText = interp(input.framework, [...path, 'framework'], 'kernel.framework');
+  if (!(FRAMEWORKS as readonly string[]).includes(fwText)) {
+    fail({
+      code: 'HPCFLOW_SPEC_BAD_VALUE',
+      message: `unknown kernel framework '${fwText}'`,
+      pos: src.pos([...path, 'framework']),
+      hint: `${didYouMean(fwText, FRAMEWORKS)}frameworks: ${FRAMEWORKS.join(', ')}`,
+    });
+    return null;
+  }
+  const framework = fwText as Framework;
+  const variant = input[framework];
+  const at = (key: keyof NonNullable<KernelInput[Framework]>): ValuePath => (variant?.[key] !== undefined ? [...path, framework, key] : [...path, key]);
+  const sourceRaw = variant?.source ?? input.source;
+  if (sourceRaw === undefined) {
+    fail({
+      code: 'HPCFLOW_SPEC_TYPE',
+      message: `kernel has no source for framework ${framework}`,
+      pos: src.keyPos(path),
+      hint: `add 'source:' to the kernel, or to its '${framework}:' block`,
+    });
+    return null;
+  }
+  const source = wsPath(sourceRaw, at('source'));
+  const unit = posix.dirname(source);
+  if (env.ctx.exists(source) !== 'file') {
+    fail({
+      code: 'HPCFLOW_SPEC_BAD_VALUE',
+      message: `kernel source ${source} does not exist`,
+      pos: src.pos(at('source')),
+      hint: 'the source is a file in the workspace, e.g. kernels/heat/chapel/heat.chpl',
+    });
+    return null;
+  }
+  if (unit === '.' || unit === '') {
+    fail({ code: 'HPCFLOW_SPEC_BAD_VALUE', message: `kernel source ${source} is at the workspace root`, pos: src.pos(at('source')), hint: 'put each kernel in a directory of its own (the directory is its compile unit)' });
+    return null;
+  }
+  const list = (key: 'args' | 'flags' | 'ldflags'): string[] => ((variant?.[key] ?? input[key]) ?? []).map((a, i) => interp(a, [...at(key), i], `kernel.${key}`));
+  const projectRaw = variant?.project ?? input.project;
+  const spec: KernelSpec = {
+    framework,
+    source,
+    args: list('args'),
+    flags: list('flags'),
+    ldflags: list('ldflags'),
+    launch: variant?.launch ?? input.launch ?? 'auto',
+    project: projectRaw === undefined ? null : wsPath(projectRaw, at('project')),
+  };
+  let plan: ReturnType<typeof planKernel>;
+  try {
+    plan = planKernel({ kernel: spec, shape: resources, placement: 'local', site: {}, launch: {} });
+  } catch (e) {
+    if (!(e instanceof HpcflowError)) throw e;
+    fail({ code: 'HPCFLOW_SPEC_BAD_VALUE', message: e.message, pos: src.pos(variant?.launch !== undefined || input.launch !== undefined ? at('launch') : path), hint: 'set kernel.launch to a mode of the framework, or change resources' });
+    return null;
+  }
+  // The compile unit is a dependency (edits to any file of the kernel's directory rerun it);
+  // framework files (Julia's Project.toml, Manifest.toml) are too, when present.
+  const deps = [unit, ...plan.deps.filter((p) => !p.startsWith(`${unit}/`) && env.ctx.exists(p) === 'file')];
+  const { cmd, env: kernelEnv } = kernelCommand(plan);
+  return {
+    kernel: { spec, mode: plan.mode, unit, build: plan.build },
+    plan,
+    cmd,
+    env: kernelEnv,
+    deps,
+    depPath: at('source'),
+  };
+}
 
 function resolveImage(
   image: NonNullable<StageInput['image']>,

@@ -100,7 +100,7 @@ const OutSchema = z
         .strictObject({
           path: nonEmpty().describe('Output path (file or directory), workspace-relative. ${…} allowed.'),
           cache: z.boolean().optional().describe('false: not stored in the content cache (still checked). Default: true.'),
-          dataset: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, { error: 'dataset names contain letters, digits, ".", "_" and "-"' }).optional().describe('Record this output directory as a new version of this dataset after every run.'),
+          dataset: nonEmpty().optional().describe('Record this output directory as a new version of this dataset after every run. ${…} allowed (one dataset per matrix cell).'),
         })
         .describe('An output with options.'),
     ],
@@ -166,6 +166,37 @@ const MatrixSchema = z
   )
   .describe('Expands the stage into the cartesian product of these lists; each value is available as ${key}.');
 
+const KERNEL_FRAMEWORKS = ['openmp', 'chapel', 'julia', 'python'] as const;
+const LAUNCH = ['auto', 'threads', 'locales', 'distributed', 'mpi'] as const;
+
+/** What may differ between frameworks of one kernel stage (a matrix over implementations). */
+const kernelVariantShape = {
+  source: nonEmpty().optional().describe('The entry source file (.c, .chpl, .jl), workspace-relative; its directory is the compile unit and a dependency. ${…} allowed.'),
+  args: z.array(z.string()).optional().describe('The program\'s arguments, one list item per argument (no shell). ${…} allowed.'),
+  flags: z.array(nonEmpty()).optional().describe('Compile flags after the adapter\'s own (chpl, cc); for Julia, extra julia options.'),
+  ldflags: z.array(nonEmpty()).optional().describe('C only: link flags after the source, e.g. -lm.'),
+  launch: z.enum(LAUNCH, { error: `expected one of ${LAUNCH.join(', ')}` }).optional().describe('How the processes are laid out. Default auto: threads for one task, else locales (Chapel), distributed (Julia), mpi (C).'),
+  project: nonEmpty().optional().describe('Julia: the environment directory (Project.toml, Manifest.toml). Default: the source\'s directory.'),
+};
+
+const KernelVariantSchema = z.strictObject(kernelVariantShape).describe('Settings for one framework; they override the kernel\'s common settings.');
+
+const KernelSchema = z
+  .strictObject({
+    framework: nonEmpty().describe(`${KERNEL_FRAMEWORKS.join(' | ')}; \${…} allowed (e.g. \${impl} over a matrix).`),
+    ...kernelVariantShape,
+    openmp: KernelVariantSchema.optional(),
+    chapel: KernelVariantSchema.optional(),
+    julia: KernelVariantSchema.optional(),
+    python: KernelVariantSchema.optional(),
+  })
+  .meta({
+    id: 'HpcflowKernel',
+    description:
+      'A kernel run through a framework adapter instead of a cmd: hpcflow compiles it (cached by source, image and settings), ' +
+      'launches it for the stage\'s resources (threads, locales, workers or MPI ranks) and picks the framework\'s image unless the stage or the site names one.',
+  });
+
 /** The keys a stage and `defaults` share. */
 const commonStageShape = {
   image: ImageSchema.optional(),
@@ -187,8 +218,9 @@ export const StageSchema = z
     outs: z.array(OutSchema).optional().describe('Outputs (files or directories) the stage writes.'),
     metrics: nonEmpty().optional().describe('Path of a metrics JSON file the stage writes; it is an output too.'),
     matrix: MatrixSchema.optional(),
+    kernel: KernelSchema.optional(),
   })
-  .describe('A stage: a command run in a container, with its inputs and outputs.');
+  .describe('A stage: a command (or a kernel) run in a container, with its inputs and outputs.');
 
 /** The whole `pipelines/<name>.yaml` file. */
 export const PipelineFileSchema = z
@@ -223,6 +255,8 @@ export type ResourcesInput = z.infer<typeof ResourcesSchema>;
 export type DepInput = z.infer<typeof DepSchema>;
 /** One `outs:` item as written. */
 export type OutInput = z.infer<typeof OutSchema>;
+/** `kernel:` as written. */
+export type KernelInput = z.infer<typeof KernelSchema>;
 /** `params:` as written. */
 export type ParamsInput = z.infer<typeof ParamsSchema>;
 

@@ -1,4 +1,4 @@
-import type { Executor, ImageState, ResolvedImage, RunHooks, StageRunResult, StageTask } from '../../runner/executors/executor.js';
+import type { Executor, ImageState, ResolvedImage, RunHooks, StageRunResult, StageTask, MissingImage } from '../../runner/executors/executor.js';
 import type { ImageSpec } from '../../runner/model/pipeline.js';
 
 /** What a fake stage does: write its outputs (or not), log, take time, fail. */
@@ -18,6 +18,10 @@ export class FakeExecutor implements Executor {
     private readonly behaviour: (stageId: string) => FakeBehaviour,
     private readonly digests: Record<string, string> = {},
   ) {}
+
+  async missingImages(): Promise<MissingImage[]> {
+    return [];
+  }
 
   async imageState(spec: ImageSpec): Promise<ImageState> {
     const tag = spec.kind === 'ref' ? spec.ref : spec.context;

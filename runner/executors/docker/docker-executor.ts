@@ -6,13 +6,13 @@
  * image is built or a stage runs; image lookups use the tiny `engine-api.ts` client.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { HpcflowError } from '../../errors.js';
 import type { ImageSpec } from '../../model/pipeline.js';
-import type { Executor, ImageState, ResolvedImage, RunHooks, StageRunResult, StageTask } from '../executor.js';
+import type { Executor, ImageState, MissingImage, ResolvedImage, RunHooks, StageRunResult, StageTask } from '../executor.js';
 import {
   canManageCgroups,
   cgroupParentPath,
@@ -144,6 +144,25 @@ export class DockerExecutor implements Executor {
     const img = await this.api.inspectImage(hash.tag);
     if (img !== null) return { state: 'present', image: { ref: img.id, digest: img.id, tag: hash.tag } };
     return { state: 'needs-build', tag: hash.tag, reason: `image ${hash.tag} not built yet` };
+  }
+
+  async missingImages(spec: ImageSpec, workspace: string): Promise<MissingImage[]> {
+    if (spec.kind === 'ref') return (await this.api.inspectImage(spec.ref)) === null ? [{ ref: spec.ref, dockerfile: null }] : [];
+    const ctx = resolveBuildContext(workspace, spec);
+    const hash = await hashContextIfPresent(ctx);
+    if (hash === null || (await this.api.inspectImage(hash.tag)) !== null) return []; // a missing context is reported by the build
+    const file = path.join(ctx.dir, ctx.dockerfile);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      return [];
+    }
+    const out: MissingImage[] = [];
+    for (const base of dockerfileBases(text)) {
+      if ((await this.api.inspectImage(base)) === null) out.push({ ref: base, dockerfile: path.relative(workspace, file) });
+    }
+    return out;
   }
 
   async prepareImage(
@@ -327,4 +346,23 @@ async function hashContextIfPresent(ctx: Parameters<typeof hashBuildContext>[0])
     if (isMissingDir(e)) return null;
     throw e;
   }
+}
+
+/**
+ * PURE. The external images a Dockerfile starts FROM: not `scratch`, not an earlier stage's name,
+ * not a reference built from ARGs (unknowable before the build).
+ */
+export function dockerfileBases(text: string): string[] {
+  const stages = new Set<string>();
+  const bases: string[] = [];
+  const lines = text.replace(/\\\r?\n/g, ' ').split(/\r?\n/);
+  for (const line of lines) {
+    const m = /^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+    if (m === null) continue;
+    const ref = m[1] as string;
+    if (m[2] !== undefined) stages.add(m[2].toLowerCase());
+    if (ref.toLowerCase() === 'scratch' || stages.has(ref.toLowerCase()) || ref.includes('$')) continue;
+    if (!bases.includes(ref)) bases.push(ref);
+  }
+  return bases;
 }

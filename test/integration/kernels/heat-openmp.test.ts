@@ -6,10 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../helpers/cli.js';
 
 /**
- * The OpenMP heat kernel (kernels/heat/) built and run inside the real containers/openmp image,
+ * The OpenMP heat kernel (kernels/heat/openmp/) built and run inside the real containers/openmp image,
  * the way the heat pipeline runs it: compile, generate an initial condition, solve, and check the
- * results bitwise (thread-count independence) and physically (maximum principle, symmetry, heat
- * conservation until the front reaches the cold boundary, then heat loss through it).
+ * results bitwise (thread-count independence), physically (maximum principle, symmetry, heat
+ * conservation until the front reaches the cold boundary, then heat loss through it), and against the
+ * exact solution of the discretised equation for the `--ic modes` initial condition.
  */
 
 const IMAGE = `hpcflow-test/openmp-kernel:${process.pid}`;
@@ -66,9 +67,12 @@ const sum = (t: Float64Array): number => t.reduce((a, b) => a + b, 0);
 
 interface Metrics {
   kernel: string;
+  impl: string;
   nx: number;
   ny: number;
   steps: number;
+  alpha: number;
+  processes: number;
   threads: number;
   wall_s: number;
   cell_updates_per_s: number;
@@ -80,6 +84,43 @@ async function readMetrics(rel: string): Promise<Metrics> {
   return JSON.parse(await readFile(join(ws, rel), 'utf8')) as Metrics;
 }
 
+/** The sine modes (A, p, q) of `heat --gen --ic modes`. */
+const MODES = [
+  [100, 1, 1],
+  [25, 3, 2],
+] as const;
+
+/**
+ * The exact solution of the DISCRETISED equation for `--ic modes` after `steps` sweeps: each mode is
+ * an eigenvector of the sweep (zero boundary), multiplied by lambda per sweep. Boundary cells are 0.
+ */
+function exactModes(nx: number, ny: number, steps: number, alpha: number): Float64Array {
+  const t = new Float64Array(nx * ny);
+  for (const [a, p, q] of MODES) {
+    const sx = Math.sin((p * Math.PI) / (2 * (nx - 1)));
+    const sy = Math.sin((q * Math.PI) / (2 * (ny - 1)));
+    const amp = a * (1 - 4 * alpha * (sx * sx + sy * sy)) ** steps;
+    for (let j = 1; j < ny - 1; j++) {
+      const yj = Math.sin((q * Math.PI * j) / (ny - 1));
+      for (let i = 1; i < nx - 1; i++) {
+        t[j * nx + i] = (t[j * nx + i] ?? 0) + amp * Math.sin((p * Math.PI * i) / (nx - 1)) * yj;
+      }
+    }
+  }
+  return t;
+}
+
+/** max |t - exact| / max |exact| */
+function relErr(t: Float64Array, exact: Float64Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let k = 0; k < exact.length; k++) {
+    diff = Math.max(diff, Math.abs((t[k] ?? NaN) - (exact[k] ?? NaN)));
+    scale = Math.max(scale, Math.abs(exact[k] ?? NaN));
+  }
+  return diff / scale;
+}
+
 beforeAll(async () => {
   // Idempotent (skips images that exist) and serialised by a lock: cheap when already built.
   await execa('bash', ['scripts/build-base-images.sh'], { cwd: REPO_ROOT, stdio: 'inherit' });
@@ -87,8 +128,8 @@ beforeAll(async () => {
   ws = await mkdtemp(join(tmpdir(), 'hpcflow-heat-'));
   // The kernel's sources at the same place as in the repository, so the Makefile's root-relative
   // BUILD puts the binary at <ws>/build/heat/heat, as the pipeline's build stage expects.
-  await mkdir(join(ws, 'kernels/heat'), { recursive: true });
-  for (const f of ['heat.c', 'Makefile']) await copyFile(join(REPO_ROOT, 'kernels/heat', f), join(ws, 'kernels/heat', f));
+  await mkdir(join(ws, 'kernels/heat/openmp'), { recursive: true });
+  for (const f of ['heat.c', 'Makefile']) await copyFile(join(REPO_ROOT, 'kernels/heat/openmp', f), join(ws, 'kernels/heat/openmp', f));
 }, 900_000);
 
 afterAll(async () => {
@@ -98,7 +139,7 @@ afterAll(async () => {
 
 describe('heat kernel (OpenMP) in the containers/openmp image', () => {
   it('compiles with make, the binary landing in BUILD relative to the repository root', async () => {
-    const r = await inImage('make -C kernels/heat BUILD=build/heat');
+    const r = await inImage('make -C kernels/heat/openmp BUILD=build/heat');
     expect(r.stderr).not.toMatch(/warning/i);
     expect(r.code).toBe(0);
     expect((await stat(join(ws, 'build/heat/heat'))).mode & 0o111).not.toBe(0);
@@ -127,12 +168,32 @@ describe('heat kernel (OpenMP) in the containers/openmp image', () => {
     expect(m2.checksum).toBe(m1.checksum);
   });
 
-  it('writes metrics.json with every field, and sane values', async () => {
+  it('writes metrics.json with every field of the shared kernel contract, in order, and sane values', async () => {
     const m = await readMetrics('t2/m.json');
-    expect(Object.keys(m).sort()).toEqual(
-      ['checksum', 'cell_updates_per_s', 'kernel', 'nx', 'ny', 'residual', 'steps', 'threads', 'wall_s'].sort(),
-    );
-    expect(m).toMatchObject({ kernel: 'heat-openmp', nx: 512, ny: 512, steps: 100, threads: 2 });
+    expect(Object.keys(m)).toEqual([
+      'kernel',
+      'impl',
+      'nx',
+      'ny',
+      'steps',
+      'alpha',
+      'processes',
+      'threads',
+      'wall_s',
+      'cell_updates_per_s',
+      'residual',
+      'checksum',
+    ]);
+    expect(m).toMatchObject({
+      kernel: 'heat-openmp',
+      impl: 'openmp',
+      nx: 512,
+      ny: 512,
+      steps: 100,
+      alpha: 0.25,
+      processes: 1,
+      threads: 2,
+    });
     expect(m.wall_s).toBeGreaterThan(0);
     expect(m.wall_s).toBeLessThan(60);
     // Interior cells only: the boundary is fixed and never updated.
@@ -200,6 +261,31 @@ describe('heat kernel (OpenMP) in the containers/openmp image', () => {
     expect(res[2]).toBeLessThan(res[1] as number);
   });
 
+  it('--ic modes: the sine modes, 0 on the boundary, and N sweeps match the exact discrete solution', async () => {
+    // nx != ny and p != q: a transposed field or swapped mode numbers would not match.
+    const [nx, ny, steps, alpha] = [40, 30, 200, 0.2];
+    await heat(`--gen --ic modes --nx ${nx} --ny ${ny} --out modes/ic.bin`);
+    await heat(`--in modes/ic.bin --steps ${steps} --alpha ${alpha} --out modes/T.bin --metrics modes/m.json`);
+    const ic = await readField('modes/ic.bin');
+    expect([ic.nx, ic.ny, ic.dx]).toEqual([nx, ny, 1 / (nx - 1)]);
+    for (let i = 0; i < nx; i++) expect([ic.t[i], ic.t[(ny - 1) * nx + i]]).toEqual([0, 0]);
+    for (let j = 0; j < ny; j++) expect([ic.t[j * nx], ic.t[j * nx + nx - 1]]).toEqual([0, 0]);
+    expect(relErr(ic.t, exactModes(nx, ny, 0, alpha))).toBeLessThan(1e-14);
+
+    const t = await readField('modes/T.bin');
+    const m = await readMetrics('modes/m.json');
+    expect(m).toMatchObject({ nx, ny, steps, alpha, processes: 1 });
+    expect(relErr(t.t, exactModes(nx, ny, steps, alpha))).toBeLessThan(1e-12);
+    // The check is sharp: one sweep more or less is far outside the tolerance.
+    expect(relErr(t.t, exactModes(nx, ny, steps - 1, alpha))).toBeGreaterThan(1e-4);
+    expect(relErr(t.t, exactModes(nx, ny, steps + 1, alpha))).toBeGreaterThan(1e-4);
+
+    // --ic square is the default: the same bytes as plain --gen.
+    await heat('--gen --ic square --nx 32 --ny 32 --out modes/square.bin');
+    await heat('--gen --nx 32 --ny 32 --out modes/default.bin');
+    expect((await readField('modes/square.bin')).raw.equals((await readField('modes/default.bin')).raw)).toBe(true);
+  });
+
   it('rejects a bad argument with a usage message and a non-zero exit', async () => {
     const r = await inImage('./build/heat/heat --gen --out x.bin --bogus 1');
     expect(r.code).toBe(2);
@@ -208,6 +294,12 @@ describe('heat kernel (OpenMP) in the containers/openmp image', () => {
     const unstable = await inImage('./build/heat/heat --gen --alpha 0.3 --out x.bin');
     expect(unstable.code).toBe(2);
     expect(unstable.stderr).toMatch(/--alpha must be in \(0, 0\.25\]/);
+    const badIc = await inImage('./build/heat/heat --gen --ic cubes --out x.bin');
+    expect(badIc.code).toBe(2);
+    expect(badIc.stderr).toMatch(/--ic wants square or modes, got 'cubes'/);
+    const icWithIn = await inImage('./build/heat/heat --in data/heat/ic.bin --ic modes --out x.bin');
+    expect(icWithIn.code).toBe(2);
+    expect(icWithIn.stderr).toMatch(/--ic chooses a generated field: use it with --gen/);
     const missing = await inImage('./build/heat/heat --in nowhere.bin --out x.bin');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/cannot open nowhere\.bin/);

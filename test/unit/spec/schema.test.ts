@@ -23,7 +23,7 @@ describe('pipeline JSON Schema', () => {
     expect(s.required).toEqual(['stages']);
     expect(s.additionalProperties).toBe(false);
     expect(Object.keys(s.properties)).toEqual(['params_file', 'defaults', 'stages']);
-    expect(Object.keys(s.$defs).sort()).toEqual(['HpcflowCommand', 'HpcflowEnv', 'HpcflowImage', 'HpcflowResources']);
+    expect(Object.keys(s.$defs).sort()).toEqual(['HpcflowCommand', 'HpcflowEnv', 'HpcflowImage', 'HpcflowKernel', 'HpcflowResources']);
     expect(pipelineJsonSchemaText()).toContain('"description"');
   });
 

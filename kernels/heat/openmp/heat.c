@@ -10,6 +10,15 @@
  * Field file (little-endian): "HEAT" (4 bytes), uint32 nx, uint32 ny, float64 dx, then nx*ny float64,
  * row-major (x fastest). dx is carried along for post-processing (physical time = steps*alpha*dx^2/kappa).
  *
+ * Generated initial conditions (--gen): `square` (default), 0 everywhere with a 100-degree square in
+ * the middle; `modes`, two separable sine modes that vanish on the boundary,
+ *
+ *   T0(i,j) = 100 sin(pi i/(nx-1)) sin(pi j/(ny-1)) + 25 sin(3 pi i/(nx-1)) sin(2 pi j/(ny-1)),
+ *
+ * each an eigenvector of the sweep: after s sweeps mode (p,q) has been multiplied by lambda^s,
+ * lambda = 1 - 4 alpha (sin^2(p pi/(2(nx-1))) + sin^2(q pi/(2(ny-1)))), so the result can be checked
+ * against this exact solution of the discretised equation (kernels/heat/analysis/).
+ *
  * Determinism: each cell's new value depends only on the previous field, and is computed by the same
  * expression whichever thread owns its row (-ffp-contract=off: no fused multiply-adds), so the field is
  * bitwise identical for ANY thread count, not just the same one. The residual and checksum are summed
@@ -35,6 +44,17 @@
 
 enum { HEADER_BYTES = 20, MAX_DIM = 1 << 20 };
 
+/* M_PI is not in C11 (only in POSIX's XSI option). */
+static const double PI = 3.14159265358979323846;
+
+typedef enum { IC_SQUARE, IC_MODES } ic_t;
+
+/* The sine modes of `--ic modes`: amplitude A, mode numbers p (along x) and q (along y). */
+static const struct {
+    double a;
+    int p, q;
+} MODES[] = {{100.0, 1, 1}, {25.0, 3, 2}};
+
 typedef struct {
     uint32_t nx, ny; /* columns (x, fastest) and rows (y) */
     double dx;       /* grid spacing */
@@ -42,10 +62,13 @@ typedef struct {
 } field_t;
 
 static void usage(FILE *f) {
-    fputs("usage: heat (--in FILE | --gen [--nx N] [--ny N]) --out FILE\n"
+    fputs("usage: heat (--in FILE | --gen [--ic square|modes] [--nx N] [--ny N]) --out FILE\n"
           "            [--steps S] [--alpha A] [--metrics FILE]\n"
           "  --in FILE       initial field (HEAT binary file)\n"
-          "  --gen           generate one instead: 0 everywhere, a 100-degree square in the middle\n"
+          "  --gen           generate one instead (see --ic)\n"
+          "  --ic IC         generated initial condition: square (default): 0 everywhere, a 100-degree\n"
+          "                  square in the middle; modes: 100 sin(pi x) sin(pi y) + 25 sin(3 pi x) sin(2 pi y)\n"
+          "                  on the unit square, 0 on the boundary (its exact discrete solution is known)\n"
           "  --nx, --ny N    size of the generated field (default 512 x 512, at least 3)\n"
           "  --steps S       Jacobi sweeps to run (default 0: write the initial field)\n"
           "  --alpha A       diffusion number kappa*dt/dx^2, 0 < A <= 0.25 (default 0.25)\n"
@@ -101,11 +124,22 @@ static double *alloc_field(uint32_t nx, uint32_t ny) {
     return p;
 }
 
-static void gen_field(field_t *f) {
+static void gen_field(field_t *f, ic_t ic) {
     f->dx = 1.0 / (f->nx - 1);
     f->t = alloc_field(f->nx, f->ny);
-    for (uint32_t j = f->ny * 3 / 8; j < f->ny * 5 / 8; j++)
-        for (uint32_t i = f->nx * 3 / 8; i < f->nx * 5 / 8; i++) f->t[(size_t)j * f->nx + i] = 100.0;
+    if (ic == IC_SQUARE) {
+        for (uint32_t j = f->ny * 3 / 8; j < f->ny * 5 / 8; j++)
+            for (uint32_t i = f->nx * 3 / 8; i < f->nx * 5 / 8; i++) f->t[(size_t)j * f->nx + i] = 100.0;
+        return;
+    }
+    /* Interior cells only: the boundary stays exactly 0 (sin(pi) in floating point is ~1e-16, not 0). */
+    for (uint32_t j = 1; j + 1 < f->ny; j++)
+        for (uint32_t i = 1; i + 1 < f->nx; i++) {
+            double v = 0.0;
+            for (size_t m = 0; m < sizeof MODES / sizeof *MODES; m++)
+                v += MODES[m].a * sin(MODES[m].p * PI * i / (f->nx - 1)) * sin(MODES[m].q * PI * j / (f->ny - 1));
+            f->t[(size_t)j * f->nx + i] = v;
+        }
 }
 
 static void read_field(const char *path, field_t *f) {
@@ -202,12 +236,14 @@ int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *metrics = NULL;
     long nx = 512, ny = 512, steps = 0;
     double alpha = 0.25;
-    int gen = 0, sized = 0;
+    int gen = 0, sized = 0, ic_given = 0;
+    ic_t ic = IC_SQUARE;
     for (int k = 1; k < argc; k++) {
         const char *o = argv[k];
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(stdout); return 0; }
         if (!strcmp(o, "--gen")) { gen = 1; continue; }
-        static const char *const valued[] = {"--in", "--out", "--metrics", "--nx", "--ny", "--steps", "--alpha"};
+        static const char *const valued[] = {"--in", "--out", "--metrics", "--nx", "--ny", "--steps", "--alpha",
+                                             "--ic"};
         int known = 0;
         for (size_t q = 0; q < sizeof valued / sizeof *valued; q++) known |= !strcmp(o, valued[q]);
         if (!known) bad_usage(strncmp(o, "--", 2) ? "unexpected argument '%s'" : "unknown option '%s'", o);
@@ -219,15 +255,22 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--nx")) { nx = parse_long(o, v, 3, MAX_DIM); sized = 1; }
         else if (!strcmp(o, "--ny")) { ny = parse_long(o, v, 3, MAX_DIM); sized = 1; }
         else if (!strcmp(o, "--steps")) steps = parse_long(o, v, 0, 1000000000L);
+        else if (!strcmp(o, "--ic")) {
+            if (!strcmp(v, "square")) ic = IC_SQUARE;
+            else if (!strcmp(v, "modes")) ic = IC_MODES;
+            else bad_usage("--ic wants square or modes, got '%s'", v);
+            ic_given = 1;
+        }
         else alpha = parse_double(o, v); /* --alpha */
     }
     if (gen == (in != NULL)) bad_usage("give exactly one of --in FILE and --gen");
     if (sized && !gen) bad_usage("--nx/--ny size a generated field: use them with --gen");
+    if (ic_given && !gen) bad_usage("--ic chooses a generated field: use it with --gen");
     if (!out) bad_usage("--out FILE is required");
     if (!(alpha > 0.0 && alpha <= 0.25)) bad_usage("--alpha must be in (0, 0.25] for stability, got %g", alpha);
 
     field_t f = {.nx = (uint32_t)nx, .ny = (uint32_t)ny};
-    if (gen) gen_field(&f);
+    if (gen) gen_field(&f, ic);
     else read_field(in, &f);
     nx = f.nx;
     ny = f.ny;
@@ -254,9 +297,10 @@ int main(int argc, char **argv) {
         char tmp[4200];
         FILE *fp = open_output(metrics, tmp, sizeof tmp);
         fprintf(fp,
-                "{\"kernel\":\"heat-openmp\",\"nx\":%ld,\"ny\":%ld,\"steps\":%ld,\"threads\":%d,"
-                "\"wall_s\":%.17g,\"cell_updates_per_s\":%.17g,\"residual\":%.17g,\"checksum\":%.17g}\n",
-                nx, ny, steps, threads, wall, rate, residual, checksum);
+                "{\"kernel\":\"heat-openmp\",\"impl\":\"openmp\",\"nx\":%ld,\"ny\":%ld,\"steps\":%ld,"
+                "\"alpha\":%.17g,\"processes\":1,\"threads\":%d,\"wall_s\":%.17g,\"cell_updates_per_s\":%.17g,"
+                "\"residual\":%.17g,\"checksum\":%.17g}\n",
+                nx, ny, steps, alpha, threads, wall, rate, residual, checksum);
         close_output(fp, tmp, metrics);
     }
     printf("heat: %ld x %ld, %ld steps, alpha %g, %d threads: %.4f s, %.3e cell updates/s, "
