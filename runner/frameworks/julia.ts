@@ -55,6 +55,7 @@ export function juliaPlan(input: AdapterInput, mode: LaunchMode): KernelPlan {
     image: site.image ?? { kind: 'build', context: 'julia', dockerfile: 'Dockerfile' },
     build: null,
     run: { argv, env: sortedEnv(env, site.env) },
-    deps: [`${project}/Project.toml`, `${project}/Manifest.toml`],
+    // LocalPreferences.toml holds MPIPreferences' choice of MPI library: it changes what runs.
+    deps: [`${project}/Project.toml`, `${project}/Manifest.toml`, `${project}/LocalPreferences.toml`],
   };
 }

@@ -72,3 +72,13 @@ describe('pipelines/heat.yaml', () => {
     expect(stages.get('heat/analyse@lang=python')?.image).toMatchObject({ kind: 'build', context: 'python' });
   });
 });
+
+describe('containers/julia', () => {
+  it('bakes exactly the environment the Julia kernels run with (env/ is a copy of kernels/heat/julia)', () => {
+    for (const f of ['Project.toml', 'Manifest.toml']) {
+      expect(readFileSync(`${REPO_ROOT}/containers/julia/env/${f}`, 'utf8'), `containers/julia/env/${f}: copy kernels/heat/julia/${f} over it`).toBe(
+        readFileSync(`${REPO_ROOT}/kernels/heat/julia/${f}`, 'utf8'),
+      );
+    }
+  });
+});
