@@ -32,14 +32,21 @@ const fails = (ms = 0): FakeBehaviour => async (_t, _h, signal) => {
 async function run(
   yaml: string,
   behaviour: (id: string) => FakeBehaviour,
-  opts: { failureMode?: FailureMode; jobs?: number; cpus?: number; abortAfterMs?: number } = {},
+  opts: { failureMode?: FailureMode; jobs?: number; cpus?: number; abortOnFirstRun?: boolean } = {},
 ): Promise<{ summary: RunSummary; ex: FakeExecutor; events: EngineEvent[] }> {
   await writeFile(join(ws, 'pipelines/p.yaml'), yaml);
   const w = await openWorkspace(ws);
-  const ex = new FakeExecutor(behaviour);
-  const events: EngineEvent[] = [];
   const abort = new AbortController();
-  if (opts.abortAfterMs !== undefined) setTimeout(() => abort.abort(), opts.abortAfterMs);
+  // Abort once the first stage is really running (a fixed delay races the run's set-up on a loaded machine).
+  const ex = new FakeExecutor(
+    opts.abortOnFirstRun === true
+      ? (id) => {
+          setTimeout(() => abort.abort(), 20);
+          return behaviour(id);
+        }
+      : behaviour,
+  );
+  const events: EngineEvent[] = [];
   const summary = await runStages({
     workspace: ws,
     graph: w.graph,
@@ -118,7 +125,7 @@ describe('runStages', () => {
   });
 
   it('an abort cancels running stages and starts no more', async () => {
-    const r = await run(FAN, () => writes('x', 5_000), { jobs: 1, abortAfterMs: 50 });
+    const r = await run(FAN, () => writes('x', 5_000), { jobs: 1, abortOnFirstRun: true });
     expect(r.summary.aborted).toBe(true);
     expect(status(r.summary)['p/a']).toBe('canceled');
     expect(r.ex.started).toEqual(['p/a']);
