@@ -110,6 +110,7 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
  */
 export async function preflightImages(stages: readonly Stage[], executor: Executor, root: string): Promise<void> {
   const bySpec = new Map<string, { spec: ImageSpec; stages: string[] }>();
+  const framework = new Map(stages.map((s) => [s.id, s.kernel?.spec.framework]));
   for (const s of stages) {
     const key = JSON.stringify(s.image);
     const e = bySpec.get(key) ?? { spec: s.image, stages: [] };
@@ -123,7 +124,7 @@ export async function preflightImages(stages: readonly Stage[], executor: Execut
       if (m.dockerfile !== null) e.dockerfiles.add(m.dockerfile);
       for (const id of ids) {
         e.stages.add(id);
-        const fw = stages.find((s) => s.id === id)?.kernel?.spec.framework;
+        const fw = framework.get(id);
         if (fw !== undefined) e.frameworks.add(fw);
       }
       missing.set(m.ref, e);

@@ -4,7 +4,7 @@ import type { ImageSpec } from '../model/pipeline.js';
 import type { ImageState } from '../executors/executor.js';
 import type { Workspace } from '../engine/workspace.js';
 import { findWorkspaceRoot, openWorkspace } from '../engine/workspace.js';
-import { loadSiteConfig } from '../config/site-config.js';
+import { namedSiteFile } from '../config/site-digest.js';
 import { parseMatrixFilter } from '../engine/matrix-filter.js';
 import { HpcflowError } from '../errors.js';
 import type { CliIO } from './io.js';
@@ -25,8 +25,9 @@ export function workspaceRoot(v: CommonValues, io: CliIO): string {
 export async function openFromArgs(v: CommonValues, io: CliIO): Promise<Workspace> {
   const root = workspaceRoot(v, io);
   const cacheDir = v['cache-dir'] ?? io.env.HPCFLOW_CACHE_DIR;
-  const site = loadSiteConfig(v.site, io.env, io.cwd);
-  return openWorkspace(root, { cacheDir: cacheDir === undefined ? undefined : resolve(io.cwd, cacheDir), lenient: v.lenient ?? false, site, placement: 'local', matrix: parseMatrixFilter(v.matrix) });
+  // The site file's parser (and the adapters that re-plan for it) load only when there is one.
+  const site = namedSiteFile(v.site, io.env) === undefined ? undefined : (await import('../config/site-config.js')).loadSiteConfig(v.site, io.env, io.cwd);
+  return openWorkspace(root, { cacheDir: cacheDir === undefined ? undefined : resolve(io.cwd, cacheDir), lenient: v.lenient ?? false, ...(site !== undefined ? { site } : {}), placement: 'local', matrix: parseMatrixFilter(v.matrix) });
 }
 
 /** The local Docker executor, configured from the environment. */

@@ -20,10 +20,9 @@ import { resolve } from 'node:path';
 import { HpcflowError } from '../errors.js';
 import type { Framework, FrameworkSite, LaunchSite } from '../frameworks/types.js';
 import { FRAMEWORKS } from '../frameworks/types.js';
-import type { Diagnostic } from '../model/diagnostic.js';
 import type { ImageSpec } from '../model/pipeline.js';
-import { parseYamlSource } from '../spec/yaml-source.js';
-import { SITE_ENV_VAR } from './site-digest.js';
+import { parseConfigSource } from './config-source.js';
+import { namedSiteFile, SITE_ENV_VAR } from './site-digest.js';
 
 export { SITE_ENV_VAR, siteDigest } from './site-digest.js';
 
@@ -40,8 +39,8 @@ export const DEFAULT_SITE: SiteConfig = { file: null, digest: '', frameworks: {}
 
 /** The site file named by `--site` (explicit) or `$HPCFLOW_SITE`, or the defaults. */
 export function loadSiteConfig(explicit: string | undefined, env: NodeJS.ProcessEnv, cwd: string): SiteConfig {
-  const named = explicit ?? env[SITE_ENV_VAR];
-  if (named === undefined || named === '') return DEFAULT_SITE;
+  const named = namedSiteFile(explicit, env);
+  if (named === undefined) return DEFAULT_SITE;
   const file = resolve(cwd, named);
   let text: string;
   try {
@@ -57,16 +56,7 @@ const FW_KEYS = ['image', 'multilocale_image', 'env', 'build_env', 'cc', 'mpicc'
 const SUBSTRATES = ['udp', 'smp', 'ibv', 'ofi', 'mpi'] as const;
 
 export function parseSiteConfig(text: string, file: string): SiteConfig {
-  const src = parseYamlSource(text, file);
-  const fail = (path: readonly PropertyKey[], message: string, hint?: string, key = false): never => {
-    const pos = key ? src.keyPos(path) : src.pos(path);
-    const d: Diagnostic = { code: 'HPCFLOW_CONFIG_INVALID', message, pos, ...(hint ? { hint } : {}) };
-    throw new HpcflowError('HPCFLOW_SPEC_INVALID', `${pos.file}:${pos.line}:${pos.col}: ${message}`, { diagnostics: [d], ...(hint ? { hint } : {}) });
-  };
-  if (src.diagnostics.length > 0) {
-    const d = src.diagnostics[0] as Diagnostic;
-    throw new HpcflowError('HPCFLOW_SPEC_INVALID', d.pos === null ? `${file}: ${d.message}` : `${d.pos.file}:${d.pos.line}:${d.pos.col}: ${d.message}`, { diagnostics: src.diagnostics });
-  }
+  const { src, fail } = parseConfigSource(text, file);
   const doc = src.value ?? {};
   const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isMap(doc)) fail([], 'the site configuration must be a mapping');

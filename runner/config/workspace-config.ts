@@ -12,9 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RemoteConfig } from '../datasets/remotes/index.js';
-import { HpcflowError } from '../errors.js';
-import type { Diagnostic } from '../model/diagnostic.js';
-import { parseYamlSource } from '../spec/yaml-source.js';
+import { parseConfigSource } from './config-source.js';
 
 export const CONFIG_FILE = 'hpcflow.yaml';
 
@@ -49,15 +47,7 @@ export function loadWorkspaceConfig(root: string): WorkspaceConfig {
 }
 
 export function parseWorkspaceConfig(text: string, file = CONFIG_FILE): WorkspaceConfig {
-  const src = parseYamlSource(text, file);
-  const fail = (path: readonly PropertyKey[], message: string, hint?: string, key = false): never => {
-    const pos = key ? src.keyPos(path) : src.pos(path);
-    const d: Diagnostic = { code: 'HPCFLOW_CONFIG_INVALID', message, pos, ...(hint ? { hint } : {}) };
-    throw new HpcflowError('HPCFLOW_SPEC_INVALID', `${pos.file}:${pos.line}:${pos.col}: ${message}`, { diagnostics: [d] });
-  };
-  if (src.diagnostics.length > 0) {
-    throw new HpcflowError('HPCFLOW_SPEC_INVALID', `${file}: ${(src.diagnostics[0] as Diagnostic).message}`, { diagnostics: src.diagnostics });
-  }
+  const { src, fail } = parseConfigSource(text, file);
   const doc = (src.value ?? {}) as Record<string, unknown>;
   if (typeof doc !== 'object' || Array.isArray(doc)) fail([], 'hpcflow.yaml must be a mapping');
   for (const k of Object.keys(doc)) {

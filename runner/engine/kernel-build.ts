@@ -9,19 +9,20 @@
  * Binaries live in `.hpcflow/bin/<key>/` in the workspace (mounted at the same path in every
  * container and on every node of a shared filesystem); commands find them via $HPCFLOW_KERNEL_DIR.
  */
-import { access, mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { restoreOutput, saveOutput } from '../cache/outputs.js';
 import type { ContentStore } from '../cache/store.js';
 import type { RunCache } from '../cache/run-cache.js';
 import { HpcflowError } from '../errors.js';
 import type { Executor, ResolvedImage, RunHooks } from '../executors/executor.js';
+import { failureOf } from '../executors/executor.js';
 import type { PathHash } from '../fingerprint/path-hasher.js';
 import { KERNEL_DIR_VAR, renderCommand } from '../frameworks/index.js';
 import type { Stage } from '../model/pipeline.js';
 import { hashBytes } from '../fingerprint/hash-file.js';
 import { canonicalJson } from '../util/canonical-json.js';
-import { failureOf } from './run.js';
+import { pathExists } from '../util/fs-atomic.js';
 
 /** Bump when the key recipe or the layout of `.hpcflow/bin` changes. */
 export const KERNEL_BUILD_VERSION = 1;
@@ -89,15 +90,6 @@ export function ensureKernelBuild(
   });
 }
 
-async function exists(abs: string): Promise<boolean> {
-  try {
-    await access(abs);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function build(ctx: KernelBuildContext, stage: Stage, image: ResolvedImage, key: string, hooks: RunHooks, signal: AbortSignal): Promise<KernelBuild> {
   const t0 = Date.now();
   const b = stage.kernel?.build;
@@ -138,7 +130,7 @@ async function build(ctx: KernelBuildContext, stage: Stage, image: ResolvedImage
     throw new HpcflowError('HPCFLOW_STAGE_FAILED', result.canceled ? 'canceled while compiling' : `compile failed (${failure}): ${renderCommand(b)}`);
   }
   const missing: string[] = [];
-  for (const o of b.outputs) if (!(await exists(join(dir, o)))) missing.push(o);
+  for (const o of b.outputs) if (!(await pathExists(join(dir, o)))) missing.push(o);
   if (missing.length > 0) {
     await rm(dir, { recursive: true, force: true });
     throw new HpcflowError('HPCFLOW_STAGE_FAILED', `the compiler did not write ${missing.join(', ')} into $${KERNEL_DIR_VAR}: ${renderCommand(b)}`);

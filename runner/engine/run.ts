@@ -9,7 +9,8 @@ import type { PathHash } from '../fingerprint/path-hasher.js';
 import type { StageComponents } from '../fingerprint/stage.js';
 import type { DatasetDepFn } from '../datasets/stage-dep.js';
 import { fingerprintWithLock } from '../dag/decide.js';
-import type { Executor, LogStream, ResolvedImage, StageRunResult } from '../executors/executor.js';
+import type { Executor, LogStream, ResolvedImage } from '../executors/executor.js';
+import { failureOf } from '../executors/executor.js';
 import { KERNEL_DIR_VAR } from '../frameworks/types.js';
 import type { Lockfile, LockEntry } from '../lockfile/lockfile.js';
 import type { ImageSpec, Stage } from '../model/pipeline.js';
@@ -48,6 +49,8 @@ export interface RunOptions {
   readonly onEvent: (e: EngineEvent) => void;
   readonly runId?: string;
 }
+
+export { failureOf } from '../executors/executor.js';
 
 export function newRunId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
@@ -246,15 +249,6 @@ function fingerprintOfOutcome(oc: StageOutcome | undefined): string | undefined 
   return undefined;
 }
 
-/** Why a finished process counts as a failure, or null if it succeeded. */
-export function failureOf(r: StageRunResult): string | null {
-  if (r.engineError !== null) return `container engine error: ${r.engineError}`;
-  if (r.timedOut) return `timed out after ${Math.round(r.commandMs / 1000)} s (time limit)`;
-  if (r.canceled) return 'canceled';
-  if (r.signal !== null) return `killed by ${r.signal}`;
-  if (r.exitCode !== 0) return `exit code ${r.exitCode ?? 'unknown'}`;
-  return null;
-}
 
 function describeBlocker(r: Reason): string {
   if (r.kind === 'dep-missing') return `dependency ${r.path} is missing`;

@@ -14,8 +14,6 @@ import { LOCKFILE_NAME, readLockfile, writeLockfile } from '../lockfile/lockfile
 import type { Pipeline } from '../model/pipeline.js';
 import { loadWorkspaceCachedOrThrow } from '../spec/cached-load.js';
 import type { SiteConfig } from '../config/site-config.js';
-import { DEFAULT_SITE } from '../config/site-config.js';
-import { applySite } from '../frameworks/apply-site.js';
 import type { Placement } from '../frameworks/types.js';
 import type { MatrixFilter } from './matrix-filter.js';
 import { filterMatrix } from './matrix-filter.js';
@@ -69,7 +67,13 @@ export function findWorkspaceRoot(from: string): string {
 }
 
 export async function openWorkspace(root: string, opts: OpenOptions = {}): Promise<Workspace> {
-  const pipeline = applySite(filterMatrix(await loadWorkspaceCachedOrThrow(root), opts.matrix ?? {}), opts.site ?? DEFAULT_SITE, opts.placement ?? 'local');
+  const loaded = filterMatrix(await loadWorkspaceCachedOrThrow(root), opts.matrix ?? {});
+  const placement = opts.placement ?? 'local';
+  // The spec already planned kernel stages for a local run without a site: re-plan only otherwise.
+  const pipeline =
+    opts.site === undefined && placement === 'local'
+      ? loaded
+      : (await import('../frameworks/apply-site.js')).applySite(loaded, opts.site ?? (await import('../config/site-config.js')).DEFAULT_SITE, placement);
   const graph = buildGraph(pipeline);
   const lockPath = join(root, LOCKFILE_NAME);
   const lock = readLockfile(lockPath);

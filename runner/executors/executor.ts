@@ -57,6 +57,16 @@ export interface StageRunResult {
   readonly nodes: readonly string[];
 }
 
+/** Why a finished process counts as a failure, or null if it succeeded. */
+export function failureOf(r: StageRunResult): string | null {
+  if (r.engineError !== null) return `container engine error: ${r.engineError}`;
+  if (r.timedOut) return `timed out after ${Math.round(r.commandMs / 1000)} s (time limit)`;
+  if (r.canceled) return 'canceled';
+  if (r.signal !== null) return `killed by ${r.signal}`;
+  if (r.exitCode !== 0) return `exit code ${r.exitCode ?? 'unknown'}`;
+  return null;
+}
+
 export interface RunHooks {
   onLog(stream: LogStream, line: string): void;
 }

@@ -6,8 +6,7 @@
  */
 import type { SiteConfig } from '../config/site-config.js';
 import type { Pipeline, Stage } from '../model/pipeline.js';
-import { kernelCommand } from '../spec/resolve-stage.js';
-import { planKernel } from './index.js';
+import { kernelCommand, planKernel } from './index.js';
 import type { Placement } from './types.js';
 
 export function applySite(pipeline: Pipeline, site: SiteConfig, placement: Placement): Pipeline {

@@ -16,6 +16,17 @@ export function binaryName(source: string): string {
 /** `$HPCFLOW_KERNEL_DIR/<name>`: the compiled binary as commands refer to it. */
 export const binaryRef = (source: string): string => `${KERNEL_DIR_REF}/${binaryName(source)}`;
 
+/**
+ * Open MPI with every rank in one container: stages run as the invoking user, which is root on CI
+ * machines (mpirun refuses root without both variables); the shared-memory transport's
+ * single-copy mechanism (CMA) needs ptrace rights that containers do not have.
+ */
+export const LOCAL_OMPI_ENV: Readonly<Record<string, string>> = {
+  OMPI_ALLOW_RUN_AS_ROOT: '1',
+  OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1',
+  OMPI_MCA_btl_vader_single_copy_mechanism: 'none',
+};
+
 /** srun options that place `shape` inside the allocation the runner holds. */
 export function srunShape(shape: Shape, tasks = totalTasks(shape)): string[] {
   return [`--nodes=${shape.nodes}`, `--ntasks=${tasks}`, `--ntasks-per-node=${Math.ceil(tasks / shape.nodes)}`, `--cpus-per-task=${shape.cpusPerTask}`];

@@ -5,8 +5,9 @@ import { totalTasks } from './common.js';
 import { juliaPlan } from './julia.js';
 import { openmpPlan } from './openmp.js';
 import { pythonPlan } from './python.js';
+import { renderCommand, shellJoin } from './common.js';
 import type { Adapter, AdapterInput, Framework, KernelPlan, LaunchMode } from './types.js';
-import { FRAMEWORK_MODES } from './types.js';
+import { FRAMEWORK_MODES, KERNEL_BUILD_VAR } from './types.js';
 
 export * from './types.js';
 export { renderCommand, shellJoin } from './common.js';
@@ -36,4 +37,14 @@ export function planKernel(input: AdapterInput): KernelPlan {
   const problem = launchProblem(input.kernel.framework, mode, totalTasks(input.shape));
   if (problem !== null) throw new HpcflowError('HPCFLOW_SPEC_INVALID', problem);
   return ADAPTERS[input.kernel.framework](input, mode);
+}
+
+/**
+ * A plan as a stage's `cmd` (the run command as one shell line) and environment: the run's, plus
+ * the compile command in HPCFLOW_KERNEL_BUILD (so it is part of the fingerprint).
+ */
+export function kernelCommand(plan: KernelPlan): { cmd: string; env: Record<string, string> } {
+  const env: Record<string, string> = { ...plan.run.env };
+  if (plan.build !== null) env[KERNEL_BUILD_VAR] = renderCommand(plan.build);
+  return { cmd: shellJoin(plan.run.argv), env };
 }

@@ -5,7 +5,7 @@
  * the allocation) or MPI.jl over the system MPI (one rank per task).
  */
 import { posix } from 'node:path';
-import { srunShape, sortedEnv, totalTasks } from './common.js';
+import { LOCAL_OMPI_ENV, srunShape, sortedEnv, totalTasks } from './common.js';
 import type { AdapterInput, KernelPlan, LaunchMode } from './types.js';
 
 /**
@@ -47,7 +47,7 @@ export function juliaPlan(input: AdapterInput, mode: LaunchMode): KernelPlan {
       placement === 'slurm'
         ? ['srun', `--mpi=${launch.srunMpi ?? 'pmix'}`, ...srunShape(shape), '--cpu-bind=cores', ...julia, kernel.source, ...kernel.args]
         : ['mpiexec', '-n', String(n), '--oversubscribe', '--bind-to', 'none', ...julia, kernel.source, ...kernel.args];
-    if (placement === 'local') Object.assign(env, { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_btl_vader_single_copy_mechanism: 'none' });
+    if (placement === 'local') Object.assign(env, LOCAL_OMPI_ENV);
   }
   return {
     framework: 'julia',

@@ -3,7 +3,7 @@
  * without Chapel or Julia images. Compiled once per (source, image, flags) by the runner; run
  * with OpenMP threads per process, and with MPI ranks for more than one task.
  */
-import { binaryRef, srunShape, sortedEnv, totalTasks } from './common.js';
+import { binaryRef, LOCAL_OMPI_ENV, srunShape, sortedEnv, totalTasks } from './common.js';
 import type { AdapterInput, KernelPlan, LaunchMode } from './types.js';
 
 /**
@@ -14,17 +14,6 @@ export const OPENMP_CFLAGS = ['-O3', '-march=x86-64-v2', '-ffp-contract=off', '-
 
 /** OpenMP placement: threads of a process packed on its cores. */
 const ompEnv = (threads: number): Record<string, string> => ({ OMP_NUM_THREADS: String(threads), OMP_PLACES: 'cores', OMP_PROC_BIND: 'close' });
-
-/**
- * Open MPI in one container: stages run as the invoking user, which is root on CI machines (mpirun
- * refuses root without both variables); the shared-memory transport's single-copy mechanism (CMA)
- * needs ptrace rights that containers do not have.
- */
-const LOCAL_OMPI_ENV = {
-  OMPI_ALLOW_RUN_AS_ROOT: '1',
-  OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1',
-  OMPI_MCA_btl_vader_single_copy_mechanism: 'none',
-};
 
 export function openmpPlan(input: AdapterInput, mode: LaunchMode): KernelPlan {
   const { kernel, shape, placement, site, launch } = input;

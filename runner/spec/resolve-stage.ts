@@ -7,7 +7,7 @@ import type { Diagnostic } from '../model/diagnostic.js';
 import { posix } from 'node:path';
 import { HpcflowError } from '../errors.js';
 import type { Framework, KernelSpec } from '../frameworks/index.js';
-import { FRAMEWORKS, KERNEL_BUILD_VAR, planKernel, renderCommand, shellJoin } from '../frameworks/index.js';
+import { FRAMEWORKS, kernelCommand, planKernel } from '../frameworks/index.js';
 import type { DepSpec, ImageSpec, OutSpec, ParamValue, SourcePos, Stage, StageKernel } from '../model/pipeline.js';
 import { didYouMean } from './did-you-mean.js';
 import { interpolate } from './interpolate.js';
@@ -251,13 +251,6 @@ interface ResolvedKernel {
   readonly env: Readonly<Record<string, string>>;
   readonly deps: readonly string[];
   readonly depPath: ValuePath;
-}
-
-/** The commands and environment of a kernel stage, as the adapter plans them for a local run. */
-export function kernelCommand(plan: ReturnType<typeof planKernel>): { cmd: string; env: Record<string, string> } {
-  const env: Record<string, string> = { ...plan.run.env };
-  if (plan.build !== null) env[KERNEL_BUILD_VAR] = renderCommand(plan.build);
-  return { cmd: shellJoin(plan.run.argv), env };
 }
 
 function resolveKernel(

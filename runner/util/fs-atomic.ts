@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { access, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Options for {@link writeFileAtomic}. */
@@ -113,4 +113,14 @@ export async function replacePath(src: string, dest: string): Promise<void> {
     throw e;
   }
   await removeQuiet(trash);
+}
+
+/** Whether something exists at `abs` (any failure to see it counts as no). */
+export async function pathExists(abs: string): Promise<boolean> {
+  try {
+    await access(abs);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -25,6 +25,7 @@
  */
 import { access, constants, readFile, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
+import { pathExists } from '../../util/fs-atomic.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 /** All per-container parents live under this cgroup; it is never removed (runs share it). */
@@ -46,21 +47,13 @@ export function cgroupParentPath(containerName: string): string {
   return `${CGROUP_PARENT_BASE}/${containerName}`;
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p, constants.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** v2 when the root is a unified mount; v1 when memory and cpuacct hierarchies are mounted. */
 export async function detectCgroupLayout(root = CGROUP_ROOT): Promise<CgroupLayout | null> {
-  if (await exists(path.join(root, 'cgroup.controllers'))) return { version: 2, root };
+  if (await pathExists(path.join(root, 'cgroup.controllers'))) return { version: 2, root };
   if (
-    (await exists(path.join(root, 'memory', 'memory.max_usage_in_bytes'))) &&
-    (await exists(path.join(root, 'cpuacct', 'cpuacct.usage')))
+    (await pathExists(path.join(root, 'memory', 'memory.max_usage_in_bytes'))) &&
+    (await pathExists(path.join(root, 'cpuacct', 'cpuacct.usage')))
   ) {
     return { version: 1, root };
   }
