@@ -18,7 +18,9 @@ export type ErrorCode =
   | 'HPCFLOW_WORKSPACE_LOCKED'
   | 'HPCFLOW_ABORTED'
   | 'HPCFLOW_STAGE_FAILED'
-  | 'HPCFLOW_GIT';
+  | 'HPCFLOW_GIT'
+  /** The batch scheduler (Slurm) cannot be reached or refused a request. */
+  | 'HPCFLOW_SCHEDULER';
 
 export class HpcflowError extends Error {
   readonly code: ErrorCode;

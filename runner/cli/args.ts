@@ -10,6 +10,7 @@ export const COMMON_OPTIONS = {
   json: { type: 'boolean', default: false },
   'cache-dir': { type: 'string' },
   site: { type: 'string' },
+  executor: { type: 'string' },
   matrix: { type: 'string', multiple: true },
   lenient: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },

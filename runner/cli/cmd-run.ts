@@ -8,7 +8,7 @@ import { acquireWorkspaceLock } from '../engine/workspace-lock.js';
 import { HpcflowError } from '../errors.js';
 import { COMMON_OPTIONS, parse } from './args.js';
 import { orderedSelection } from './cmd-status.js';
-import { dockerExecutor, openFromArgs } from './context.js';
+import { executorFor, openFromArgs } from './context.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIO } from './io.js';
 import { HELP } from './main.js';
@@ -43,7 +43,14 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
 
   const ws = await openFromArgs(values, io);
   const release = acquireWorkspaceLock(join(ws.root, '.hpcflow', 'tmp', 'run.lock'));
-  const executor = await dockerExecutor(io);
+  let executor: Executor;
+  try {
+    executor = await executorFor(ws, io);
+  } catch (e) {
+    release();
+    await ws.close();
+    throw e;
+  }
   const abort = new AbortController();
   let interrupts = 0;
   const onSigint = (): void => {

@@ -12,7 +12,7 @@ import type { PathHash } from '../fingerprint/path-hasher.js';
 import type { ImageSpec } from '../model/pipeline.js';
 import { readSpecTrace } from '../spec/cached-load.js';
 import { parse, COMMON_OPTIONS } from './args.js';
-import { dockerExecutor, memoImageState, openFromArgs, workspaceRoot } from './context.js';
+import { dockerExecutor, executorFlag, memoImageState, openFromArgs, workspaceRoot } from './context.js';
 import { datasetDeps } from '../datasets/stage-dep.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIO } from './io.js';
@@ -43,7 +43,7 @@ export async function cmdStatus(cmd: 'status' | 'plan', args: readonly string[],
   try {
     const imageState = memoImageState(executor, root);
     // A --matrix selection is a different pipeline: only the whole one records or reads a snapshot.
-    const key = snapshotKey(values.lenient, siteDigest(values.site, io.env, io.cwd));
+    const key = snapshotKey(values.lenient, siteDigest(values.site, io.env, io.cwd), executorFlag(values, io));
     const whole = positionals.length === 0 && (values.matrix ?? []).length === 0;
     const snap = whole ? await readValidSnapshot(root, key, imageState) : null;
     const rows: PlanRow[] =

@@ -5,6 +5,7 @@ import type { ImageState } from '../executors/executor.js';
 import type { Workspace } from '../engine/workspace.js';
 import { findWorkspaceRoot, openWorkspace } from '../engine/workspace.js';
 import { namedSiteFile } from '../config/site-digest.js';
+import type { SiteConfig } from '../config/site-config.js';
 import { parseMatrixFilter } from '../engine/matrix-filter.js';
 import { HpcflowError } from '../errors.js';
 import type { CliIO } from './io.js';
@@ -14,6 +15,7 @@ export interface CommonValues {
   readonly 'cache-dir'?: string | undefined;
   readonly lenient?: boolean | undefined;
   readonly site?: string | undefined;
+  readonly executor?: string | undefined;
   readonly matrix?: readonly string[] | undefined;
 }
 
@@ -22,12 +24,37 @@ export function workspaceRoot(v: CommonValues, io: CliIO): string {
   return v.workspace !== undefined ? resolve(io.cwd, v.workspace) : findWorkspaceRoot(io.cwd);
 }
 
-export async function openFromArgs(v: CommonValues, io: CliIO): Promise<Workspace> {
+/** `--executor`, else $HPCFLOW_EXECUTOR, as given ('' when neither): the site file may name one too. */
+export function executorFlag(v: CommonValues, io: CliIO): string {
+  const e = v.executor ?? io.env.HPCFLOW_EXECUTOR ?? '';
+  if (e !== '' && e !== 'docker' && e !== 'slurm') throw new HpcflowError('HPCFLOW_USAGE', `--executor must be docker or slurm (got '${e}')`);
+  return e;
+}
+
+/** A workspace opened for a command, with the executor it runs on and the site file it read. */
+export type CliWorkspace = Workspace & { readonly executorName: 'docker' | 'slurm'; readonly siteConfig: SiteConfig | undefined };
+
+export async function openFromArgs(v: CommonValues, io: CliIO): Promise<CliWorkspace> {
   const root = workspaceRoot(v, io);
   const cacheDir = v['cache-dir'] ?? io.env.HPCFLOW_CACHE_DIR;
   // The site file's parser (and the adapters that re-plan for it) load only when there is one.
   const site = namedSiteFile(v.site, io.env) === undefined ? undefined : (await import('../config/site-config.js')).loadSiteConfig(v.site, io.env, io.cwd);
-  return openWorkspace(root, { cacheDir: cacheDir === undefined ? undefined : resolve(io.cwd, cacheDir), lenient: v.lenient ?? false, ...(site !== undefined ? { site } : {}), placement: 'local', matrix: parseMatrixFilter(v.matrix) });
+  const executor = (executorFlag(v, io) || (site?.executor ?? 'docker')) as 'docker' | 'slurm';
+  // Kernel stages on Slurm launch inside their job's allocation (srun), not in one container.
+  const placement = executor === 'slurm' ? 'slurm' : 'local';
+  const ws = await openWorkspace(root, { cacheDir: cacheDir === undefined ? undefined : resolve(io.cwd, cacheDir), lenient: v.lenient ?? false, ...(site !== undefined ? { site } : {}), placement, matrix: parseMatrixFilter(v.matrix) });
+  return Object.assign(ws, { executorName: executor, siteConfig: site });
+}
+
+/** The executor the run uses: the local Docker engine, or Slurm (images still built by the local engine). */
+export async function executorFor(ws: CliWorkspace, io: CliIO): Promise<Executor> {
+  const docker = await dockerExecutor(io);
+  if (ws.executorName !== 'slurm') return docker;
+  const { SlurmExecutor } = await import('../executors/slurm/slurm-executor.js');
+  const { DEFAULT_SLURM_SITE } = await import('../executors/slurm/types.js');
+  const ex = new SlurmExecutor({ site: ws.siteConfig?.slurm ?? DEFAULT_SLURM_SITE, workspace: ws.root, images: docker });
+  await ex.init();
+  return ex;
 }
 
 /** The local Docker executor, configured from the environment. */

@@ -26,6 +26,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'HPCFLOW_IMAGE_NOT_FOUND':
     case 'HPCFLOW_CACHE_CORRUPT':
     case 'HPCFLOW_GIT':
+    case 'HPCFLOW_SCHEDULER':
       return EXIT.environment;
     case 'HPCFLOW_WORKSPACE_LOCKED':
       return EXIT.locked;

@@ -25,7 +25,9 @@ Common options:
   --json                 machine-readable output (JSON lines for run)
   --cache-dir DIR        content cache (default: <workspace>/.hpcflow/cache; env HPCFLOW_CACHE_DIR)
   --lenient              detect unchanged files by path+size only (for filesystems whose mtimes drift)
-  --site FILE            site configuration: framework images and launcher settings (env HPCFLOW_SITE)
+  --site FILE            site configuration: framework images, launcher and Slurm settings (env HPCFLOW_SITE)
+  --executor NAME        docker (default) | slurm: where stages run (env HPCFLOW_EXECUTOR; the site file's
+                         executor: otherwise). The pipeline is the same for both
   --matrix KEY=V[,V…]    keep only the matrix cells whose KEY is one of the values (repeatable),
                          e.g. --matrix impl=openmp to leave out implementations whose images are missing
   -h, --help             this help

@@ -19,6 +19,12 @@ export function describeOutcome(o: StageOutcome): string {
       const extra = [`${(r.commandMs / 1000).toFixed(2)} s`, `start ${Math.round(r.startOverheadMs)} ms`];
       if (r.cpuMs !== null) extra.push(`cpu ${(r.cpuMs / 1000).toFixed(2)} s`);
       if (r.peakMemBytes !== null) extra.push(`peak ${(r.peakMemBytes / 2 ** 20).toFixed(1)} MiB`);
+      const sched = r.scheduler;
+      if (sched !== undefined) {
+        extra.unshift(`job ${sched.jobId}${sched.adopted ? ', adopted' : ''}`);
+        if (r.nodes.length > 0) extra.push(`on ${r.nodes.join(',')}`);
+        if (sched.accounting === 'scontrol') extra.push('no accounting: cpu and memory unknown');
+      }
       return `ran (${extra.join(', ')})`;
     }
     case 'failed':
@@ -26,7 +32,7 @@ export function describeOutcome(o: StageOutcome): string {
     case 'skipped':
       return `skipped: ${formatReason(o.reason)}`;
     case 'canceled':
-      return 'canceled (container removed)';
+      return o.result?.scheduler !== undefined ? `canceled (job ${o.result.scheduler.jobId} cancelled)` : 'canceled (container removed)';
     case 'not-started':
       return 'not started';
     default: {
@@ -34,6 +40,12 @@ export function describeOutcome(o: StageOutcome): string {
       return String(never);
     }
   }
+}
+
+/** `job 12 submitted (after 10, 11)` / `job 12 adopted: submitted by an earlier runner`. */
+export function describeJob(e: Extract<EngineEvent, { type: 'stage-job' }>): string {
+  if (e.adopted) return `job ${e.jobId} adopted: submitted by an earlier runner, not submitted again`;
+  return `job ${e.jobId} submitted${e.after.length > 0 ? ` (starts after ${e.after.join(', ')} succeed)` : ''}`;
 }
 
 /** JSON lines: one event per line, for machines. */
@@ -78,6 +90,9 @@ export function plainReporter(io: CliIO, now: () => Date = () => new Date()): Re
         case 'kernel-build':
           io.out(`${ts()} [${e.stage}] ${describeKernelBuild(e)}\n`);
           break;
+        case 'stage-job':
+          io.out(`${ts()} [${e.stage}] ${describeJob(e)}\n`);
+          break;
         case 'run-start':
         case 'run-end':
           break;
@@ -121,6 +136,9 @@ export async function ttyReporter(io: CliIO): Promise<Reporter> {
           break;
         case 'kernel-build':
           above(`  ${e.stage} │ ${describeKernelBuild(e)}`);
+          break;
+        case 'stage-job':
+          above(`  ${e.stage} │ ${describeJob(e)}`);
           break;
         default:
           break;

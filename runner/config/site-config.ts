@@ -22,6 +22,10 @@ import type { Framework, FrameworkSite, LaunchSite } from '../frameworks/types.j
 import { FRAMEWORKS } from '../frameworks/types.js';
 import type { ImageSpec } from '../model/pipeline.js';
 import { parseConfigSource } from './config-source.js';
+import type { ExecutorName } from './slurm-site.js';
+import { parseExecutor, parseSlurmSite } from './slurm-site.js';
+import type { SlurmSite } from '../executors/slurm/types.js';
+import { DEFAULT_SLURM_SITE } from '../executors/slurm/types.js';
 import { namedSiteFile, SITE_ENV_VAR } from './site-digest.js';
 
 export { SITE_ENV_VAR, siteDigest } from './site-digest.js';
@@ -33,9 +37,13 @@ export interface SiteConfig {
   readonly digest: string;
   readonly frameworks: Readonly<Partial<Record<Framework, FrameworkSite>>>;
   readonly launch: LaunchSite;
+  /** The executor the site runs stages on unless --executor says otherwise (null: docker). */
+  readonly executor: ExecutorName | null;
+  /** The `slurm:` section (defaults when absent). */
+  readonly slurm: SlurmSite;
 }
 
-export const DEFAULT_SITE: SiteConfig = { file: null, digest: '', frameworks: {}, launch: {} };
+export const DEFAULT_SITE: SiteConfig = { file: null, digest: '', frameworks: {}, launch: {}, executor: null, slurm: DEFAULT_SLURM_SITE };
 
 /** The site file named by `--site` (explicit) or `$HPCFLOW_SITE`, or the defaults. */
 export function loadSiteConfig(explicit: string | undefined, env: NodeJS.ProcessEnv, cwd: string): SiteConfig {
@@ -52,6 +60,7 @@ export function loadSiteConfig(explicit: string | undefined, env: NodeJS.Process
   return parseSiteConfig(text, file);
 }
 
+const TOP_KEYS = ['executor', 'frameworks', 'launch', 'slurm'];
 const FW_KEYS = ['image', 'multilocale_image', 'env', 'build_env', 'cc', 'mpicc', 'substrate', 'cpu_target'];
 const SUBSTRATES = ['udp', 'smp', 'ibv', 'ofi', 'mpi'] as const;
 
@@ -61,7 +70,7 @@ export function parseSiteConfig(text: string, file: string): SiteConfig {
   const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isMap(doc)) fail([], 'the site configuration must be a mapping');
   const d = doc as Record<string, unknown>;
-  for (const k of Object.keys(d)) if (k !== 'frameworks' && k !== 'launch') fail([k], `unknown key "${k}"`, 'known keys: frameworks, launch', true);
+  for (const k of Object.keys(d)) if (!TOP_KEYS.includes(k)) fail([k], `unknown key "${k}"`, `known keys: ${TOP_KEYS.join(', ')}`, true);
   const str = (path: readonly PropertyKey[], v: unknown): string => {
     if (typeof v !== 'string' || v === '') fail(path, 'expected a non-empty string');
     return v as string;
@@ -120,6 +129,8 @@ export function parseSiteConfig(text: string, file: string): SiteConfig {
       ...(l.mpirun !== undefined ? { mpirun: str(['launch', 'mpirun'], l.mpirun) } : {}),
     };
   }
-  return { file, digest: createHash('sha256').update(text).digest('hex'), frameworks, launch };
+  const executor = d.executor === undefined ? null : parseExecutor(fail, d.executor);
+  const slurm = d.slurm === undefined ? DEFAULT_SLURM_SITE : parseSlurmSite(fail, d.slurm);
+  return { file, digest: createHash('sha256').update(text).digest('hex'), frameworks, launch, executor, slurm };
 }
 

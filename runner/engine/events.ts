@@ -30,6 +30,8 @@ export type EngineEvent =
   | { readonly type: 'stage-log'; readonly stage: string; readonly stream: LogStream; readonly line: string }
   /** A kernel stage's binaries: compiled now, found in place, or restored from the cache (compile key). */
   | { readonly type: 'kernel-build'; readonly stage: string; readonly key: string; readonly action: 'compiled' | 'cached' | 'restored'; readonly ms: number }
+  /** A batch scheduler job of the stage: submitted now (chained on `after`), or adopted from an earlier runner. */
+  | { readonly type: 'stage-job'; readonly stage: string; readonly jobId: string; readonly adopted: boolean; readonly after: readonly string[] }
   | { readonly type: 'stage-end'; readonly stage: string; readonly outcome: StageOutcome; readonly ms: number }
   | { readonly type: 'run-end'; readonly runId: string; readonly summary: RunSummary };
 

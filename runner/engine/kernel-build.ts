@@ -121,6 +121,8 @@ async function build(ctx: KernelBuildContext, stage: Stage, image: ResolvedImage
     env: { ...b.env, [KERNEL_DIR_VAR]: dir },
     outs: [],
     metrics: null,
+    // One compiler process, whatever the kernel's launch shape (on Slurm: one task on one node).
+    resources: { ...stage.resources, nodes: 1, tasksPerNode: 1 },
   };
   hooks.onLog('stderr', `hpcflow: compiling ${stage.kernel?.spec.source}: ${renderCommand(b)}`);
   const result = await ctx.executor.run({ runId: ctx.runId, stage: compile, fingerprint: key, image, workspace: ctx.workspace }, hooks, signal);

@@ -43,9 +43,9 @@ interface SnapshotFile {
   readonly stages: readonly SnapshotStage[];
 }
 
-export function snapshotKey(lenient: boolean, siteDigest = ''): string {
+export function snapshotKey(lenient: boolean, siteDigest = '', executor = ''): string {
   // The site configuration changes images and commands of kernel stages: a snapshot holds only for the same one.
-  return `fp${FINGERPRINT_VERSION}:${lenient ? 'lenient' : 'strict'}${siteDigest === '' ? '' : `:site-${siteDigest.slice(0, 16)}`}`;
+  return `fp${FINGERPRINT_VERSION}:${lenient ? 'lenient' : 'strict'}${siteDigest === '' ? '' : `:site-${siteDigest.slice(0, 16)}`}${executor === '' ? '' : `:${executor}`}`;
 }
 
 function stampOf(root: string, rel: string): Stamp | null {

@@ -31,6 +31,11 @@ export interface Resources {
   readonly memoryBytes: number | null;
   /** Time limit in seconds, or null for none. */
   readonly timeLimitSec: number | null;
+  /** Scheduler placement (Slurm); absent = the site's default. Never part of the fingerprint. */
+  readonly partition?: string;
+  readonly account?: string;
+  readonly qos?: string;
+  readonly constraint?: string;
 }
 
 export interface OutSpec {

@@ -419,5 +419,15 @@ function resolveResources(
       );
     }
   }
-  return { nodes: r.nodes ?? 1, tasksPerNode: r.tasks_per_node ?? 1, cpusPerTask: r.cpus_per_task ?? 1, memoryBytes, timeLimitSec };
+  return {
+    nodes: r.nodes ?? 1,
+    tasksPerNode: r.tasks_per_node ?? 1,
+    cpusPerTask: r.cpus_per_task ?? 1,
+    memoryBytes,
+    timeLimitSec,
+    ...(r.partition !== undefined ? { partition: r.partition } : {}),
+    ...(r.account !== undefined ? { account: r.account } : {}),
+    ...(r.qos !== undefined ? { qos: r.qos } : {}),
+    ...(r.constraint !== undefined ? { constraint: r.constraint } : {}),
+  };
 }

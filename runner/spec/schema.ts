@@ -135,6 +135,10 @@ const ResourcesSchema = z
     cpus_per_task: positiveInt().optional().describe('CPUs (threads) per process. Default: 1.'),
     memory: MemorySchema.optional(),
     time: TimeSchema.optional(),
+    partition: z.string().min(1).optional().describe('Slurm partition (sbatch --partition). Default: the site\'s. Not part of the fingerprint.'),
+    account: z.string().min(1).optional().describe('Slurm account to charge (sbatch --account). Default: the site\'s.'),
+    qos: z.string().min(1).optional().describe('Slurm quality of service (sbatch --qos). Default: the site\'s.'),
+    constraint: z.string().min(1).optional().describe('Slurm node features (sbatch --constraint), e.g. "skylake|icelake". Default: the site\'s.'),
   })
   .meta({ id: 'HpcflowResources', description: 'Launch shape. Merged field by field over defaults.resources.' });
 
