@@ -24,6 +24,7 @@ export function describeOutcome(o: StageOutcome): string {
         extra.unshift(`job ${sched.jobId}${sched.adopted ? ', adopted' : ''}`);
         if (r.nodes.length > 0) extra.push(`on ${r.nodes.join(',')}`);
         if (sched.accounting === 'scontrol') extra.push('no accounting: cpu and memory unknown');
+        else if (r.cpuMs === null) extra.push('cpu and memory of engine-started containers are not in Slurm accounting');
       }
       return `ran (${extra.join(', ')})`;
     }

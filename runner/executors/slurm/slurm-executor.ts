@@ -175,7 +175,10 @@ export class SlurmExecutor implements Executor {
       .then((f) => {
         signal.removeEventListener('abort', onAbort);
         this.live.delete(id);
-        return toResult(f, { submittedAt, startedAt, canceled, adopted });
+        const r = toResult(f, { submittedAt, startedAt, canceled, adopted });
+        // Docker/Podman containers are the engine's processes, not the job's: Slurm's CPU time and
+        // memory would be those of the task wrapper alone, so they are not reported as the stage's.
+        return this.runtime.name === 'docker' || this.runtime.name === 'podman' ? { ...r, cpuMs: null, peakMemBytes: null } : r;
       });
     const job: SubmittedJob = { id, adopted, result, cancel };
     this.live.set(id, job);
