@@ -56,7 +56,7 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
   const onSigint = (): void => {
     interrupts += 1;
     if (interrupts === 1) {
-      io.err('\nhpcflow: interrupted — stopping running stages and removing their containers (Ctrl-C again to exit at once)\n');
+      io.err(`\nhpcflow: interrupted — stopping running stages and ${ws.executorName === 'slurm' ? 'cancelling their Slurm jobs' : 'removing their containers'} (Ctrl-C again to exit at once)\n`);
       abort.abort();
     } else {
       release();
@@ -104,7 +104,7 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
   }
   if (!values.json) io.out(summaryLine(summary));
   if (summary.aborted) {
-    io.err('hpcflow: run interrupted; running stages were stopped and their containers removed; nothing of theirs was cached\n');
+    io.err(`hpcflow: run interrupted; running stages were stopped and their ${ws.executorName === 'slurm' ? 'jobs cancelled' : 'containers removed'}; nothing of theirs was cached\n`);
     return EXIT.interrupted;
   }
   return summary.ok ? EXIT.ok : EXIT.stageFailed;

@@ -13,6 +13,7 @@
  *     shared_roots: [/home, /scratch]     # a workspace must be under one (the nodes mount them)
  *     path: /usr/bin:/bin                 # PATH of job scripts (jobs start with --export=NONE)
  *     poll: { min_ms: 250, max_ms: 5000 } # squeue: one call for all jobs, backing off to max_ms
+ *     launcher_binds: [/usr/bin/srun, /etc/slurm, /run/munge]   # Chapel/Julia launchers call srun
  *     accounting: auto                    # auto | sacct | none
  *     docker: { network: host, ipc: host, pid: host, binds: [/scratch] }   # docker and podman
  *     apptainer: { images: { "hpcflow/openmp:1": /sif/openmp.sif }, binds: [/scratch] }
@@ -41,7 +42,7 @@ export function parseExecutor(fail: Fail, v: unknown): ExecutorName {
 export function parseSlurmSite(fail: Fail, raw: unknown): SlurmSite {
   const P = ['slurm'];
   if (!isMap(raw)) return fail(P, 'slurm must be a mapping');
-  checkKeys(fail, P, raw, ['runtime', 'partition', 'account', 'qos', 'constraint', 'sbatch_args', 'shared_roots', 'path', 'poll', 'accounting', 'docker', 'apptainer', 'pyxis', 'oci']);
+  checkKeys(fail, P, raw, ['runtime', 'partition', 'account', 'qos', 'constraint', 'sbatch_args', 'shared_roots', 'path', 'poll', 'launcher_binds', 'accounting', 'docker', 'apptainer', 'pyxis', 'oci']);
   const str = (path: readonly PropertyKey[], v: unknown): string => {
     if (typeof v !== 'string' || v === '') fail(path, 'expected a non-empty string');
     return v as string;
@@ -100,6 +101,7 @@ export function parseSlurmSite(fail: Fail, raw: unknown): SlurmSite {
     sharedRoots: absList([...P, 'shared_roots'], raw.shared_roots),
     pollMinMs,
     pollMaxMs,
+    launcherBinds: absList([...P, 'launcher_binds'], raw.launcher_binds),
     accounting: (raw.accounting as SlurmSite['accounting'] | undefined) ?? d.accounting,
     docker: { network: dockerStr('network'), ipc: dockerStr('ipc'), pid: dockerStr('pid'), binds: absList([...P, 'docker', 'binds'], docker.binds) },
     apptainer: { images: strMap([...P, 'apptainer', 'images'], apptainer.images), binds: absList([...P, 'apptainer', 'binds'], apptainer.binds) },

@@ -3,7 +3,7 @@
 #
 # Modelled on SlurmClusterManager.jl (JuliaParallel/SlurmClusterManager.jl, src/slurmmanager.jl):
 #
-#   srun --ntasks=$SLURM_NTASKS [--cpus-per-task=C] --kill-on-bad-exit=1 --chdir=DIR \
+#   srun --ntasks=$SLURM_NTASKS [--cpus-per-task=C] --kill-on-bad-exit=1 --chdir=DIR [$HPCFLOW_TASK_WRAP] \
 #        <exename> <exeflags> --worker
 #
 # is opened with a pipe on its stdin and stdout. The cluster cookie is written to srun's stdin, which
@@ -74,7 +74,11 @@ function Distributed.launch(m::SrunManager, params::Dict, launched::Array, c::Co
     env = Dict{String,String}(params[:env])
     opts = ["--ntasks=$(m.ntasks)", "--kill-on-bad-exit=1", "--chdir=$dir"]
     m.cpus_per_task > 0 && push!(opts, "--cpus-per-task=$(m.cpus_per_task)")
-    cmd = `$(m.srun) $opts $exename $exeflags --worker`
+    # Under hpcflow's Slurm executor every worker runs in the stage's container too: the words in
+    # HPCFLOW_TASK_WRAP (the container runtime's srun options and a wrapper script) go between
+    # srun's options and the program.
+    wrap = split(get(ENV, "HPCFLOW_TASK_WRAP", ""))
+    cmd = `$(m.srun) $opts $wrap $exename $exeflags --worker`
     isempty(env) || (cmd = addenv(cmd, env))
 
     proc = open(cmd; read = true, write = true)

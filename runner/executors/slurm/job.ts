@@ -3,6 +3,7 @@
  * logic but one `srun` that starts the stage's tasks, each in a container on its node (the
  * runtime's step), so the whole job is readable in `scontrol write batch_script`.
  */
+import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { HpcflowError } from '../../errors.js';
 import { shellJoin, shellWord } from '../../frameworks/common.js';
@@ -93,23 +94,71 @@ const SRUN_PREFIX = /^srun((?: --[a-z][a-z-]*(?:=[^\s'"]+)?)*) (.+)$/s;
  * --nodes=2 … prog`); a plain command runs once per task (nodes × tasks per node) — one task
  * unless the stage asks for more.
  */
-export function stepOf(stage: Stage): { srun: string[]; command: string; mpi: boolean } {
+export function stepOf(stage: Stage): { srun: string[]; command: string; mpi: boolean; launcher: boolean } {
   const m = SRUN_PREFIX.exec(stage.cmd);
   if (m !== null) {
     const srun = (m[1] as string).trim().split(' ');
-    return { srun, command: m[2] as string, mpi: srun.some((a) => a.startsWith('--mpi=') && a !== '--mpi=none') };
+    return { srun, command: m[2] as string, mpi: srun.some((a) => a.startsWith('--mpi=') && a !== '--mpi=none'), launcher: false };
   }
   const r = stage.resources;
+  if (stage.kernel !== undefined && LAUNCHER_MODES.has(stage.kernel.mode)) {
+    // The framework's launcher runs once and starts the stage's tasks itself (srun inside the
+    // allocation); its own step overlaps theirs so that they do not wait for its CPUs.
+    return { srun: ['--nodes=1', '--ntasks=1', `--cpus-per-task=${r.cpusPerTask}`, '--overlap'], command: stage.cmd, mpi: false, launcher: true };
+  }
   return {
     srun: [`--nodes=${r.nodes}`, `--ntasks=${r.nodes * r.tasksPerNode}`, `--ntasks-per-node=${r.tasksPerNode}`, `--cpus-per-task=${r.cpusPerTask}`],
     command: stage.cmd,
     mpi: false,
+    launcher: false,
   };
+}
+
+const LAUNCHED_TASK_ENV = ['GASNET_', 'AMUDP_', 'CHPL_', 'JULIA_'];
+
+/** Kernel launch modes whose program is a launcher that starts the tasks (Chapel locales, Julia workers). */
+const LAUNCHER_MODES: ReadonlySet<string> = new Set(['locales', 'distributed']);
+
+/**
+ * The words a framework launcher puts between its `srun` options and the program it starts, so
+ * that every task it starts runs in the stage's container too: the runtime's srun options and a
+ * small script (written into the workspace, which every node sees) that runs its arguments in the
+ * container. Exported to the launcher as HPCFLOW_TASK_WRAP; Chapel's GASNET_CSPAWN_CMD gets them
+ * before its `%C`.
+ */
+export function taskWrap(req: JobRequest, runtime: ContainerRuntime): { words: string[]; file: { path: string; text: string } } {
+  const env = jobEnv(req);
+  const ws = posix.normalize(req.workspace).replace(/(.)\/+$/, '$1');
+  const rt = runtime.step({
+    image: req.image,
+    imageTag: req.imageTag,
+    workspace: ws,
+    workdir: posix.join(ws, req.stage.wdir),
+    envNames: Object.keys(env),
+    argv: [],
+    user: req.user,
+    labels: { 'hpcflow.run-id': req.runId, 'hpcflow.stage': req.stage.id },
+    // What a launcher hands its tasks in the environment: PMI/PMIx (ibv/ofi spawners), GASNet's
+    // and Chapel's bootstrap, Julia's worker settings.
+    mpi: true,
+    forward: LAUNCHED_TASK_ENV,
+  });
+  const text = `#!/bin/sh\n# hpcflow: runs "$@" in the container of stage ${req.stage.id} (${runtime.name})\nexec ${shellJoin(rt.taskArgv)} "$@"\n`;
+  const path = posix.join(ws, '.hpcflow', 'slurm', 'wrap', `${createHash('sha256').update(text).digest('hex').slice(0, 16)}.sh`);
+  return { words: [...rt.srunArgs, path], file: { path, text } };
 }
 
 export function batchScript(req: JobRequest, site: SlurmSite, runtime: ContainerRuntime): string {
   const env = jobEnv(req);
   const step = stepOf(req.stage);
+  if (step.launcher) {
+    const words = taskWrap(req, runtime).words.join(' ');
+    env.HPCFLOW_TASK_WRAP = words;
+    const cspawn = env.GASNET_CSPAWN_CMD;
+    if (cspawn !== undefined && cspawn.endsWith(' %C')) env.GASNET_CSPAWN_CMD = `${cspawn.slice(0, -3)} ${words} %C`;
+    // srun from inside the launcher's step: let its steps share the allocation's CPUs with it.
+    env.SLURM_OVERLAP = '1';
+  }
   const ws = posix.normalize(req.workspace).replace(/(.)\/+$/, '$1');
   const workdir = posix.join(ws, req.stage.wdir);
   if (workdir !== ws && !workdir.startsWith(`${ws}/`)) throw new HpcflowError('HPCFLOW_PATH_ESCAPE', `stage wdir '${req.stage.wdir}' leaves the workspace ${ws}`);
@@ -123,6 +172,7 @@ export function batchScript(req: JobRequest, site: SlurmSite, runtime: Container
     user: req.user,
     labels: { 'hpcflow.run-id': req.runId, 'hpcflow.stage': req.stage.id },
     mpi: step.mpi,
+    ...(step.launcher ? { binds: site.launcherBinds } : {}),
   });
   const lines = [
     '#!/bin/bash',

@@ -117,12 +117,12 @@ export function dockerTaskScript(binary: 'docker' | 'podman', site: DockerRuntim
     `--network ${nodeWord(site.network)} --ipc ${nodeWord(site.ipc)} --pid ${nodeWord(site.pid)}`,
     `--user ${shellWord(input.user)} --workdir ${shellWord(wd)}`,
     `-v ${shellWord(`${ws}:${ws}`)}`,
-    ...site.binds.map((b) => `-v ${shellWord(sameIfAlone(b))}`),
+    ...[...site.binds, ...(input.binds ?? [])].map((b) => `-v ${shellWord(sameIfAlone(b))}`),
     ...input.envNames.map((n) => `-e ${n}`),
     '--env-file "$e"',
     `--entrypoint "" ${shellWord(input.image)} "$@" &`,
   ];
-  const prefixes = (input.mpi ? MPI_ENV_PREFIXES : TASK_ENV_PREFIXES).map((p) => p.slice(0, -1)).join('|');
+  const prefixes = [...(input.mpi ? MPI_ENV_PREFIXES : TASK_ENV_PREFIXES), ...(input.forward ?? [])].map((p) => p.replace(/_$/, '')).join('|');
   const cleanup = ' rm -f "$e";';
   return [
     // Not `hpcflow-<digits>-…`: that is the local executor's owner-pid naming, which its orphan
@@ -156,7 +156,7 @@ export function apptainerRuntime(site: ApptainerRuntimeSite): ContainerRuntime {
       const { ws, wd } = checkPaths(input);
       checkBindable(ws, 'apptainer');
       const image = site.images[input.imageTag] ?? `docker://${input.imageTag}`;
-      const binds = site.binds.flatMap((b) => ['--bind', b]);
+      const binds = [...site.binds, ...(input.binds ?? [])].flatMap((b) => ['--bind', b]);
       return { srunArgs: [], taskArgv: ['apptainer', 'exec', '--bind', ws, ...binds, '--pwd', wd, image, ...input.argv] };
     },
   };
@@ -183,7 +183,7 @@ export function pyxisRuntime(site: PyxisRuntimeSite): ContainerRuntime {
       checkBindable(ws, 'pyxis');
       checkEnvNames(input.envNames);
       const image = site.images[input.imageTag] ?? enrootImage(input.imageTag);
-      const mounts = [`${ws}:${ws}`, ...site.mounts.map(sameIfAlone)].join(',');
+      const mounts = [`${ws}:${ws}`, ...site.mounts.map(sameIfAlone), ...(input.binds ?? []).map(sameIfAlone)].join(',');
       return {
         srunArgs: [
           `--container-image=${image}`,

@@ -7,12 +7,13 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { constants } from 'node:os';
-import { join, posix } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { HpcflowError } from '../../errors.js';
 import type { ImageSpec } from '../../model/pipeline.js';
 import { pinnedImageRef } from '../docker/container-spec.js';
 import type { BatchApi, BatchTask, Executor, ImageState, MissingImage, ResolvedImage, RunHooks, StageRunResult, StageTask, SubmittedJob } from '../executor.js';
-import { batchScript, parseJobComment, sbatchArgs } from './job.js';
+import { batchScript, parseJobComment, sbatchArgs, stepOf, taskWrap } from './job.js';
+import { writeFileAtomic } from '../../util/fs-atomic.js';
 import { Journal } from './journal.js';
 import { runtimeFor } from './runtimes.js';
 import type { FinalJob, LiveJob, SlurmCommands } from './slurm-cli.js';
@@ -117,6 +118,11 @@ export class SlurmExecutor implements Executor {
       user: this.user,
     };
     const script = batchScript(req, this.o.site, this.runtime);
+    if (stepOf(task.stage).launcher) {
+      const { file } = taskWrap(req, this.runtime);
+      await mkdir(dirname(file.path), { recursive: true });
+      await writeFileAtomic(file.path, file.text, { mode: 0o755 });
+    }
     const submittedAt = Date.now();
     const id = await this.cmds.sbatch(sbatchArgs(req, this.o.site), script);
     await journal.add({ stage: task.stage.id, key: task.key, jobId: id, runId: task.runId, submittedAt: new Date(submittedAt).toISOString() });

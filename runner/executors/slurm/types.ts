@@ -57,6 +57,12 @@ export interface SlurmSite {
   /** squeue polling: first interval, and the cap the backoff grows to (ms). */
   readonly pollMinMs: number;
   readonly pollMaxMs: number;
+  /**
+   * Host paths bound into the container of a framework launcher (Chapel multi-locale, Julia
+   * Distributed), which starts its own tasks with srun from inside it: the Slurm client, its
+   * configuration and the munge socket (e.g. /usr/bin/srun, /etc/slurm, /run/munge).
+   */
+  readonly launcherBinds: readonly string[];
   /** 'auto': sacct when accounting storage answers, else scontrol + the job completion log. */
   readonly accounting: 'auto' | 'sacct' | 'none';
   readonly docker: DockerRuntimeSite;
@@ -76,6 +82,7 @@ export const DEFAULT_SLURM_SITE: SlurmSite = {
   sharedRoots: [],
   pollMinMs: 250,
   pollMaxMs: 5000,
+  launcherBinds: [],
   accounting: 'auto',
   docker: { network: 'host', ipc: 'host', pid: 'host', binds: [] },
   apptainer: { images: {}, binds: [] },
@@ -103,6 +110,10 @@ export interface StepInput {
   readonly labels: Readonly<Record<string, string>>;
   /** MPI ranks: forward the PMIx/Slurm task environment into the container. */
   readonly mpi: boolean;
+  /** More environment prefixes to forward into the container (runtimes that filter the environment). */
+  readonly forward?: readonly string[];
+  /** More host paths to bind for this step only (a launcher's Slurm client). */
+  readonly binds?: readonly string[];
 }
 
 /** What a runtime makes of a step: options for `srun`, and the argv each task runs. */

@@ -1,7 +1,8 @@
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { parseSiteConfig } from '../../../runner/config/site-config.js';
-import { batchScript, jobComment, parseJobComment, sbatchArgs, stepOf, timeMinutes } from '../../../runner/executors/slurm/job.js';
+import { batchScript, jobComment, parseJobComment, sbatchArgs, stepOf, taskWrap, timeMinutes } from '../../../runner/executors/slurm/job.js';
+import { kernelCommand, planKernel } from '../../../runner/frameworks/index.js';
 import type { JobRequest } from '../../../runner/executors/slurm/job.js';
 import { runtimeFor } from '../../../runner/executors/slurm/runtimes.js';
 import { toResult } from '../../../runner/executors/slurm/slurm-executor.js';
@@ -83,6 +84,7 @@ describe('batch script', () => {
       srun: ['--mpi=pmix', '--nodes=2', '--ntasks=4', '--ntasks-per-node=2', '--cpus-per-task=1', '--cpu-bind=cores'],
       command: '"$HPCFLOW_KERNEL_DIR"/heat --steps 10',
       mpi: true,
+      launcher: false,
     });
     const script = batchScript(req(s), DEFAULT_SLURM_SITE, runtimeFor(DEFAULT_SLURM_SITE));
     expect(script).toMatchSnapshot();
@@ -132,5 +134,55 @@ describe('task containers and the local orphan cleanup', () => {
     const name = /n="([^"]+)"/.exec(script)?.[1]?.replace(/\$\{(\w+)\}/g, (_m, v: string) => ({ SLURM_JOB_ID: '14', SLURM_STEP_ID: '0', SLURM_PROCID: '0' })[v] ?? '');
     expect(name).toBe('hpcflow-job14-0-0');
     expect(ownerPidFromName(name as string)).toBeNull();
+  });
+});
+
+describe('framework launchers on Slurm (Chapel multi-locale, Julia Distributed)', () => {
+  const kernelStage = (framework: 'chapel' | 'julia', source: string): Stage => {
+    const shape = { nodes: 2, tasksPerNode: 1, cpusPerTask: 4 };
+    const spec = { framework, source, args: ['--steps', '10'], flags: [], ldflags: [], launch: 'auto' as const, project: null };
+    const plan = planKernel({ kernel: spec, shape, placement: 'slurm', site: {}, launch: {} });
+    const { cmd, env } = kernelCommand(plan);
+    return stage({ cmd, env, kernel: { spec, mode: plan.mode, unit: 'kernels/heat', build: plan.build, env: {} } }, shape);
+  };
+  const site = { ...DEFAULT_SLURM_SITE, launcherBinds: ['/usr/bin/srun', '/etc/slurm', '/run/munge'] };
+
+  it('run the launcher once, in its container with the Slurm client, and start every task it spawns in the container too', async () => {
+    for (const [fw, src] of [
+      ['chapel', 'kernels/heat/chapel/heat.chpl'],
+      ['julia', 'kernels/heat/julia/heat_distributed.jl'],
+    ] as const) {
+      const s = kernelStage(fw, src);
+      expect(stepOf(s).launcher).toBe(true);
+      const r = req(s);
+      const script = batchScript(r, site, runtimeFor(site));
+      const wrap = taskWrap(r, runtimeFor(site));
+      expect(script).toContain(`export HPCFLOW_TASK_WRAP=${wrap.file.path}`);
+      expect(script).toContain('exec srun --nodes=1 --ntasks=1 --cpus-per-task=4 --overlap /bin/sh -c');
+      expect(script).toContain('-v /usr/bin/srun:/usr/bin/srun');
+      if (fw === 'chapel') expect(script).toMatch(new RegExp(`GASNET_CSPAWN_CMD='srun --nodes=2 .* ${wrap.file.path.replace(/[.]/g, '\\.')} %C'`));
+      expect({ script, wrap: wrap.file.text }).toMatchSnapshot(fw);
+      await execa('bash', ['-n'], { input: script });
+      await execa('sh', ['-n'], { input: wrap.file.text });
+    }
+  });
+
+  it('the wrapper script runs its arguments in the container (real shell, a stand-in docker that prints its argv)', async () => {
+    const { mkdtemp, writeFile, chmod, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'hpcflow-wrap-'));
+    try {
+      await writeFile(join(dir, 'docker'), '#!/bin/sh\nfor a in "$@"; do echo "[$a]"; done\n');
+      await chmod(join(dir, 'docker'), 0o755);
+      const wrap = taskWrap(req(kernelStage('julia', 'kernels/heat/julia/heat_distributed.jl')), runtimeFor(DEFAULT_SLURM_SITE));
+      await writeFile(join(dir, 'wrap.sh'), wrap.file.text);
+      const r = await execa('sh', [join(dir, 'wrap.sh'), 'julia', '--worker', 'a b'], { env: { PATH: `${dir}:/usr/bin:/bin`, SLURM_JOB_ID: '7', SLURM_STEP_ID: '1', SLURM_PROCID: '0', TMPDIR: dir }, stdin: 'ignore' });
+      const argv = r.stdout.split('\n');
+      expect(argv.slice(0, 4)).toEqual(['[run]', '[--rm]', '[--name]', '[hpcflow-job7-1-0]']);
+      expect(argv.slice(-3)).toEqual(['[julia]', '[--worker]', '[a b]']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
