@@ -70,6 +70,8 @@ export interface SchedulerRecord {
   readonly adopted: boolean;
   /** Submission → start, ms (queue wait), when seen. */
   readonly queueMs: number | null;
+  /** The job's output files (workspace-relative) and their last lines, for the run record. */
+  readonly logs?: { readonly stdout: string; readonly stderr: string; readonly stdoutTail: readonly string[]; readonly stderrTail: readonly string[] };
 }
 
 /** Scheduler end states that are failures of their own kind (not the command's exit code). */

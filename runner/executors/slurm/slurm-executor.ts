@@ -7,7 +7,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { constants } from 'node:os';
-import { dirname, join, posix } from 'node:path';
+import { dirname, join, posix, relative } from 'node:path';
 import { HpcflowError } from '../../errors.js';
 import type { ImageSpec } from '../../model/pipeline.js';
 import { pinnedImageRef } from '../docker/container-spec.js';
@@ -31,6 +31,9 @@ export interface SlurmExecutorOptions {
   readonly user?: string;
   readonly commands?: SlurmCommands;
 }
+
+/** Last lines of each output stream kept in the run record (the files keep everything). */
+const LOG_TAIL = 20;
 
 const SIGNALS = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
 
@@ -170,10 +173,16 @@ export class SlurmExecutor implements Executor {
     };
     const onAbort = (): void => void cancel().catch(() => {});
     signal.addEventListener('abort', onAbort, { once: true });
+    const tails = { stdout: [] as string[], stderr: [] as string[] };
     const result = this.watcher
       .watch(id, {
         logDir,
-        onLog: (stream, line) => hooks.onLog(stream, line),
+        onLog: (stream, line) => {
+          const t = tails[stream];
+          t.push(line);
+          if (t.length > LOG_TAIL) t.shift();
+          hooks.onLog(stream, line);
+        },
         onStart: (_nodes, at) => {
           startedAt = at;
         },
@@ -181,7 +190,10 @@ export class SlurmExecutor implements Executor {
       .then((f) => {
         signal.removeEventListener('abort', onAbort);
         this.live.delete(id);
-        const r = toResult(f, { submittedAt, startedAt, canceled, adopted });
+        const base = toResult(f, { submittedAt, startedAt, canceled, adopted });
+        const rel = (file: string): string => relative(this.o.workspace, join(logDir, file));
+        const logs = { stdout: rel(`${id}.out`), stderr: rel(`${id}.err`), stdoutTail: tails.stdout, stderrTail: tails.stderr };
+        const r: StageRunResult = { ...base, scheduler: { ...(base.scheduler as NonNullable<StageRunResult['scheduler']>), logs } };
         // Docker/Podman containers are the engine's processes, not the job's: Slurm's CPU time and
         // memory would be those of the task wrapper alone, so they are not reported as the stage's.
         return this.runtime.name === 'docker' || this.runtime.name === 'podman' ? { ...r, cpuMs: null, peakMemBytes: null } : r;

@@ -128,7 +128,9 @@ describe('cleanupOrphans', () => {
     const otherHost = await make(deadPid as number, 'some-other-login-node');
 
     const removed = await ex.cleanupOrphans();
-    expect(removed).toBeGreaterThanOrEqual(1);
+    // Test files run in parallel, and every `hpcflow run` cleans up orphans first: another one may
+    // have removed this orphan a moment earlier. What matters is which containers are left.
+    expect(removed).toBeGreaterThanOrEqual(0);
     const left = (await listContainersByLabel(LABELS.runId, testRun)).map((c) => c.id).sort();
     expect(left).toEqual([mine, otherHost].sort());
     expect(left).not.toContain(orphan);

@@ -112,6 +112,11 @@ stages:
     expect(outcomes(r.stdout)).toEqual({ 'p/bad': 'failed', 'p/child': 'skipped' });
     expect(endOf(r.stdout, 'p/bad').error).toBe('exit code 3');
     expect(events(r.stdout).some((e) => e.type === 'stage-log' && e.stage === 'p/bad' && e.line === 'about to fail' && e.stream === 'stderr')).toBe(true);
+    // The run record keeps where the job's output is, and its last lines.
+    const record = JSON.parse(await readFile(join(ws, '.hpcflow/runs', `${runIdOf(r.stdout)}.json`), 'utf8')) as { stages: Record<string, { result: { scheduler: { logs: { stderr: string; stderrTail: string[] } } } }> };
+    const logs = record.stages['p/bad']?.result.scheduler.logs;
+    expect(logs?.stderrTail).toContain('about to fail');
+    expect(await readFile(join(ws, logs?.stderr ?? ''), 'utf8')).toContain('about to fail');
     const child = jobOf(r.stdout, 'p/child');
     expect(child?.after).toEqual([jobOf(r.stdout, 'p/bad')?.jobId]);
     // Never ran: no node was ever allocated to it (slurmdbd writes its record asynchronously).
