@@ -7,19 +7,20 @@ import { benchDatasetHash } from './dataset-hash.js';
 import { benchDatasetStatus } from './dataset-status.js';
 import { benchHash } from './hash.js';
 import { benchOverhead } from './overhead.js';
+import { benchSlurm } from './slurm.js';
 import { benchStatus } from './status.js';
 import { ROOT, fmt } from './lib.js';
 
 /**
- * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status]`: every comparison is measured side by
+ * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status slurm]`: every comparison is measured side by
  * side in one run and reported as medians with quartiles and ratios, because these machines are
- * shared.
+ * shared. `slurm` (starts the Slurm test cluster of scripts/slurm-cluster.sh, as root) runs only when named.
  * Writes bench/results/latest.json and prints a markdown report.
  */
 const IMAGE = 'hpcflow-test/busybox:1';
-type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status';
+type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status' | 'slurm';
 const picked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const run = (name: BenchName): boolean => picked.length === 0 || picked.includes(name);
+const run = (name: BenchName): boolean => (picked.length === 0 ? name !== 'slurm' : picked.includes(name));
 
 async function main(): Promise<void> {
   await execa('bash', ['scripts/build-test-images.sh'], { cwd: ROOT, stdio: 'inherit' });
@@ -130,6 +131,56 @@ async function main(): Promise<void> {
       md.push(`| ${x.files} | ${fmt(x.unchanged.median)} (${fmt(x.unchanged.p25)}–${fmt(x.unchanged.p75)}) | ${fmt(x.walkStat.median)} | ${x.ratioToWalk.toFixed(2)} | ${fmt(x.changed1pct.median)} | ${fmt(x.cli.median)} |`);
     }
     md.push('', 'Target: an unchanged 10,000-file status under 100 ms in-process. Unchanged means no file content is read (the stat cache vouches).', '');
+  }
+  if (run('slurm')) {
+    const r = await benchSlurm({ latencyReps: 8, stages: 10, kernelReps: 5, heatN: 512, heatSteps: 10000, image: IMAGE });
+    results.slurm = r;
+    const cell = (s: { median: number; p25: number; p75: number }, bold = false): string => `${bold ? `**${fmt(s.median)}**` : fmt(s.median)} | ${fmt(s.p25)}–${fmt(s.p75)}`;
+    const K = r.kernel;
+    md.push(
+      `## Slurm: submission latency and per-stage overhead (test cluster: ${r.cluster}; ${r.latencyReps} reps, alternated)`,
+      '',
+      '| | median ms | p25–p75 ms |',
+      '|---|---:|---:|',
+      `| bare \`srun -N1 hostname\` | ${cell(r.srunN1Ms)} |`,
+      `| bare \`srun -N2 hostname\` | ${cell(r.srunN2Ms)} |`,
+      `| bare \`sbatch --wrap\`: submit → job starts (the job's own clock) | ${cell(r.sbatchStartMs)} |`,
+      `| bare \`sbatch --wrap\`: submit → job ends (the job's own clock) | ${cell(r.sbatchEndMs)} |`,
+      `| bare \`sbatch --wrap\`: submit → COMPLETED seen (squeue every ${r.pollMs} ms) | ${cell(r.sbatchEndSeenMs)} |`,
+      `| \`hpcflow status\` (CLI floor: process start, planning) | ${cell(r.hpcflowStatusMs)} |`,
+      `| **\`hpcflow run -f --executor slurm\`, 1 trivial stage, end to end** | ${cell(r.hpcflow1Ms, true)} |`,
+      `| … its stage: \`scheduler.queueMs\` (submit → seen running by hpcflow's poll) | ${cell(r.hpcflow1QueueMs)} |`,
+      `| … its stage: \`wallMs\` (submit → result collected) | ${cell(r.hpcflow1StageWallMs)} |`,
+      `| … \`hpcflow run\` spawned → the command runs in its container on the node | ${cell(r.hpcflow1SpawnToCmdMs)} |`,
+      `| … the command ran → \`hpcflow run\` exits | ${cell(r.hpcflow1CmdToExitMs)} |`,
+      `| **per-stage overhead: hpcflow 1 stage − bare sbatch submit → end seen (paired)** | ${cell(r.perStageOverheadMs, true)} |`,
+      `| \`hpcflow run -f\`, ${r.stages} independent trivial stages, end to end | ${cell(r.hpcflowKMs)} |`,
+      `| **marginal cost per stage: (T(${r.stages}) − T(1)) / ${r.stages - 1}** | ${cell(r.hpcflowMarginalMs, true)} |`,
+      `| bare \`srun -N1 -w n1 true\` | ${cell(r.srunTrueMs)} |`,
+      `| \`srun -N1 -w n1\` + hpcflow's docker task wrapper (busybox) \`true\` | ${cell(r.srunContainerTrueMs)} |`,
+      `| container on the node, paired difference | ${cell(r.containerCostMs)} |`,
+      '',
+      `hpcflow 1 stage / bare sbatch submit → end seen = **${(r.hpcflow1Ms.median / r.sbatchEndSeenMs.median).toFixed(2)}**; ` +
+        `srun + container / bare srun = ${(r.srunContainerTrueMs.median / r.srunTrueMs.median).toFixed(2)}. ` +
+        'A batch job waits for slurmctld\'s scheduling pass (about once a second; `batch_sched_delay=0`), so sbatch submit → start is 0–1 s ' +
+        'by itself while `srun` of an interactive step starts at once; hpcflow also polls squeue gently (250 ms, backing off ×1.5 while ' +
+        'nothing changes), then asks scontrol and sacct for the final record. ' +
+        `Other jobs active on the shared cluster at a repetition's start: up to ${r.foreignActiveJobsMax} (the numbers are noisy).`,
+      '',
+      `## Slurm: the heat kernel (\`heat ${K.args}\`, 1 thread, node n1), bare vs container vs hpcflow stage (${K.reps} reps, alternated)`,
+      '',
+      `Compiled once (gcc -O3 -march=x86-64-v2 -ffp-contract=off -fopenmp, \`-static\`: the node image has no libgomp) in ${K.image} on a node; ` +
+        'the same binary is then run three ways. Kernel time: what heat measures itself around its sweeps (`wall_s` of its metrics).',
+      '',
+      '| | kernel ms, median (p25–p75) | wall ms, median (p25–p75) | kernel / bare | wall / bare |',
+      '|---|---:|---:|---:|---:|',
+      `| bare: \`srun -N1 -w n1 heat …\` | ${fmt(K.bare.kernelMs.median)} (${fmt(K.bare.kernelMs.p25)}–${fmt(K.bare.kernelMs.p75)}) | ${fmt(K.bare.wallMs.median)} (${fmt(K.bare.wallMs.p25)}–${fmt(K.bare.wallMs.p75)}) | 1 | 1 |`,
+      `| container: \`srun -N1 -w n1\` + hpcflow's docker task wrapper | ${fmt(K.container.kernelMs.median)} (${fmt(K.container.kernelMs.p25)}–${fmt(K.container.kernelMs.p75)}) | ${fmt(K.container.wallMs.median)} (${fmt(K.container.wallMs.p25)}–${fmt(K.container.wallMs.p75)}) | ${K.containerKernelRatio.toFixed(3)} | ${K.containerWallRatio.toFixed(2)} |`,
+      `| hpcflow: \`run -f p/heat --executor slurm\` | ${fmt(K.hpcflow.kernelMs.median)} (${fmt(K.hpcflow.kernelMs.p25)}–${fmt(K.hpcflow.kernelMs.p75)}) | ${fmt(K.hpcflow.wallMs.median)} (${fmt(K.hpcflow.wallMs.p25)}–${fmt(K.hpcflow.wallMs.p75)}) | ${K.hpcflowKernelRatio.toFixed(3)} | ${K.hpcflowWallRatio.toFixed(2)} |`,
+      '',
+      `Left behind after clean-up: ${r.leftovers.jobs} jobs, ${r.leftovers.containers} containers. Slurm section: ${r.totalS.toFixed(0)} s.`,
+      '',
+    );
   }
   await mkdir(join(ROOT, 'bench/results'), { recursive: true });
   await writeFile(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);

@@ -127,10 +127,9 @@ describe('cleanupOrphans', () => {
     const mine = await make(process.pid, os.hostname());
     const otherHost = await make(deadPid as number, 'some-other-login-node');
 
-    const removed = await ex.cleanupOrphans();
     // Test files run in parallel, and every `hpcflow run` cleans up orphans first: another one may
-    // have removed this orphan a moment earlier. What matters is which containers are left.
-    expect(removed).toBeGreaterThanOrEqual(0);
+    // have removed this orphan a moment earlier, so the count is not checked; what is left is.
+    await ex.cleanupOrphans();
     const left = (await listContainersByLabel(LABELS.runId, testRun)).map((c) => c.id).sort();
     expect(left).toEqual([mine, otherHost].sort());
     expect(left).not.toContain(orphan);
