@@ -15,7 +15,8 @@ import { ROOT, fmt } from './lib.js';
  * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status slurm]`: every comparison is measured side by
  * side in one run and reported as medians with quartiles and ratios, because these machines are
  * shared. `slurm` (starts the Slurm test cluster of scripts/slurm-cluster.sh, as root) runs only when named.
- * Writes bench/results/latest.json and prints a markdown report.
+ * Writes bench/results/latest.json and .md (a run of named sections: bench/results/<names>.json and
+ * .md) and prints a markdown report.
  */
 const IMAGE = 'hpcflow-test/busybox:1';
 type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status' | 'slurm';
@@ -165,7 +166,9 @@ async function main(): Promise<void> {
         'A batch job waits for slurmctld\'s scheduling pass (about once a second; `batch_sched_delay=0`), so sbatch submit → start is 0–1 s ' +
         'by itself while `srun` of an interactive step starts at once; hpcflow also polls squeue gently (250 ms, backing off ×1.5 while ' +
         'nothing changes), then asks scontrol and sacct for the final record. ' +
-        `Other jobs active on the shared cluster at a repetition's start: up to ${r.foreignActiveJobsMax} (the numbers are noisy).`,
+        'Every submission (bare or hpcflow) follows an untimed random pause of up to 1 s, so all sample the tick\'s phase alike. ' +
+        `Other jobs active on the shared cluster at a repetition's start: ${r.foreignActiveJobsMax === 0 ? 'none seen' : `up to ${r.foreignActiveJobsMax}`} ` +
+        '(the cluster and this 2-CPU machine are shared: the numbers are noisy).',
       '',
       `## Slurm: the heat kernel (\`heat ${K.args}\`, 1 thread, node n1), bare vs container vs hpcflow stage (${K.reps} reps, alternated)`,
       '',
@@ -178,13 +181,18 @@ async function main(): Promise<void> {
       `| container: \`srun -N1 -w n1\` + hpcflow's docker task wrapper | ${fmt(K.container.kernelMs.median)} (${fmt(K.container.kernelMs.p25)}–${fmt(K.container.kernelMs.p75)}) | ${fmt(K.container.wallMs.median)} (${fmt(K.container.wallMs.p25)}–${fmt(K.container.wallMs.p75)}) | ${K.containerKernelRatio.toFixed(3)} | ${K.containerWallRatio.toFixed(2)} |`,
       `| hpcflow: \`run -f p/heat --executor slurm\` | ${fmt(K.hpcflow.kernelMs.median)} (${fmt(K.hpcflow.kernelMs.p25)}–${fmt(K.hpcflow.kernelMs.p75)}) | ${fmt(K.hpcflow.wallMs.median)} (${fmt(K.hpcflow.wallMs.p25)}–${fmt(K.hpcflow.wallMs.p75)}) | ${K.hpcflowKernelRatio.toFixed(3)} | ${K.hpcflowWallRatio.toFixed(2)} |`,
       '',
+      `Wall beyond bare (difference of medians): container +${fmt(K.container.wallMs.median - K.bare.wallMs.median)} ms, hpcflow stage +${fmt(K.hpcflow.wallMs.median - K.bare.wallMs.median)} ms ` +
+        '(a batch job instead of an interactive step, the container, the CLI, storing the 2 MiB output in the cache).',
+      '',
       `Left behind after clean-up: ${r.leftovers.jobs} jobs, ${r.leftovers.containers} containers. Slurm section: ${r.totalS.toFixed(0)} s.`,
       '',
     );
   }
   await mkdir(join(ROOT, 'bench/results'), { recursive: true });
-  await writeFile(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  await writeFile(join(ROOT, 'bench/results/latest.md'), `${md.join('\n')}\n`);
+  // A run of some sections keeps its own file, so the full report of the last whole run stays.
+  const base = picked.length === 0 ? 'latest' : [...picked].sort().join('+');
+  await writeFile(join(ROOT, `bench/results/${base}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(join(ROOT, `bench/results/${base}.md`), `${md.join('\n')}\n`);
   process.stdout.write(`${md.join('\n')}\n`);
 }
 
