@@ -102,7 +102,12 @@ describe('Slurm test cluster', () => {
 
   afterAll(async () => {
     // cleanup first, assertions after: a failing check must not leave anything behind
-    const mine = (await activeJobs()).filter((j) => j.name.startsWith(TAG));
+    // A step that has just ended is COMPLETING for a moment (slurmd reports its end): wait that out.
+    let mine = (await activeJobs()).filter((j) => j.name.startsWith(TAG));
+    for (let i = 0; i < 100 && mine.some((j) => j.state === 'COMPLETING') && mine.every((j) => j.state === 'COMPLETING'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      mine = (await activeJobs()).filter((j) => j.name.startsWith(TAG));
+    }
     if (mine.length > 0) await slurm('scancel', mine.map((j) => j.id)).catch(() => undefined);
     const containers = await listContainersByLabel(LABEL, TAG);
     await removeContainersByLabel(LABEL, TAG);
