@@ -17,6 +17,7 @@ import { jsonReporter, plainReporter, ttyReporter } from './reporter.js';
 import { writeRunRecord } from '../engine/run-record.js';
 import { datasetDeps } from '../datasets/stage-dep.js';
 import { recordDatasetOutputs } from '../datasets/stage-outputs.js';
+import { commitRunResults, runContext } from './run-results.js';
 
 export async function cmdRun(args: readonly string[], io: CliIO): Promise<number> {
   const { values, positionals } = parse(args, {
@@ -26,6 +27,9 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
     jobs: { type: 'string', short: 'j' },
     cpus: { type: 'string' },
     'on-failure': { type: 'string', default: 'stop' },
+    'commit-results': { type: 'boolean', default: false },
+    push: { type: 'boolean', default: false },
+    remote: { type: 'string', default: 'origin' },
   });
   if (values.help) {
     io.out(HELP);
@@ -92,8 +96,12 @@ export async function cmdRun(args: readonly string[], io: CliIO): Promise<number
       signal: abort.signal,
       onEvent: (e) => reporter.onEvent(e),
     });
-    await writeRunRecord(ws.root, summary, ws.graph);
-    await recordDatasetOutputs(ws.root, ws.graph, ws.lock, ws.store);
+    const context = await runContext(ws);
+    const recordFile = await writeRunRecord(ws.root, summary, ws.graph, context);
+    const datasetFiles = await recordDatasetOutputs(ws.root, ws.graph, ws.lock, ws.store);
+    if (values['commit-results'] && !summary.aborted) {
+      await commitRunResults({ ws, summary, recordFile, datasetFiles, inputCommit: context.inputCommit ?? null, push: values.push, remote: values.remote, io });
+    }
   } finally {
     reporter.stop();
     process.off('SIGINT', onSigint);

@@ -19,6 +19,18 @@ Commands:
   dataset <command>      versioned datasets: add, status, commit, checkout, diff, log, tag, push, pull,
                          verify, list ('hpcflow dataset --help')
   schema [--write FILE]  print or write the JSON Schema of pipeline files
+  watch --url URL        follow a branch (--branch, default main) and run each new commit in a clone of
+                         its own (--workdir), committing and pushing the results; --once: what is there
+                         now, then exit; run options after --
+  hook install --repo BARE --url URL
+                         a post-receive hook in a bare repository: a push runs 'watch --once' in the background
+  serve --url URL        receive GitHub push webhooks (--host 127.0.0.1, --port 8080, --branches a,b;
+                         secret in HPCFLOW_WEBHOOK_SECRET): signatures checked, replays ignored; runs
+                         the pushed branch like watch
+  log [--ref REF] [-n N] runs committed to git (results commits), newest first: input commit, date,
+                         run id, ok/FAILED, counts, wall time, executor (--json: one object per line)
+  metrics <command>      committed metrics: show [REV], diff A [B], plot STAGE:METRIC [--out FILE.svg]
+                         ('hpcflow metrics --help')
 
 Common options:
   -C, --workspace DIR    workspace directory (default: nearest parent with pipelines/)
@@ -39,6 +51,10 @@ run options:
   --cpus N               CPUs the running stages share: a stage takes nodes × tasks × cpus_per_task
                          of them, so wide stages do not oversubscribe the machine (default: number of CPUs)
   --on-failure MODE      stop (default: start nothing new) | continue (independent stages go on) | cancel (abort running stages)
+  --commit-results       commit the lockfile, the run record (runs/<id>.json), metrics, small outputs and
+                         dataset versions: only those paths, to the branch or hpcflow.yaml's results.ref
+  --push                 push that commit (--remote, default origin), re-applied on the remote's tip if
+                         someone pushed first; token from HPCFLOW_GIT_TOKEN
 
 status options:
   --check                exit 1 if any stage would run or be restored
@@ -52,7 +68,7 @@ Exit codes: 0 ok; 1 a stage failed (or --check found work); 2 usage; 3 invalid p
 4 container engine or cache problem; 5 workspace locked by another run; 130 interrupted.
 `;
 
-const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema', 'dataset'] as const;
+const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema', 'dataset', 'watch', 'hook', 'serve', 'log', 'metrics'] as const;
 type Command = (typeof COMMANDS)[number];
 
 /** The composition root: the only place that sees argv, env and the TTY, and sets exit codes. */
@@ -96,6 +112,16 @@ async function dispatch(cmd: Command, args: readonly string[], io: CliIO): Promi
       return (await import('./cmd-schema.js')).cmdSchema(args, io);
     case 'dataset':
       return (await import('./cmd-dataset.js')).cmdDataset(args, io);
+    case 'watch':
+      return (await import('./cmd-watch.js')).cmdWatch(args, io);
+    case 'hook':
+      return (await import('./cmd-hook.js')).cmdHook(args, io);
+    case 'serve':
+      return (await import('./cmd-serve.js')).cmdServe(args, io);
+    case 'log':
+      return (await import('./cmd-log.js')).cmdLog(args, io);
+    case 'metrics':
+      return (await import('./cmd-metrics.js')).cmdMetrics(args, io);
     default: {
       const never: never = cmd;
       return never;

@@ -8,6 +8,10 @@
  *   default_remote: shared
  *   datasets:
  *     link: [reflink, copy]      # how checkout materialises files; first that works wins
+ *   results:                     # what `hpcflow run --commit-results` commits, and where
+ *     ref: refs/hpcflow/results/main   # default: the checked-out branch itself
+ *     max_file_bytes: 1048576    # outputs up to this size are committed with the metrics
+ *     runs_dir: runs             # run records: <runs_dir>/<run id>.json
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,10 +27,20 @@ export const LINK_KINDS: readonly LinkKind[] = ['reflink', 'hardlink', 'copy'];
 /** One remote's settings, as the remote factory takes them. */
 export type RemoteSettings = RemoteConfig;
 
+export interface ResultsConfig {
+  /** The ref results are committed to; null: the checked-out branch. */
+  readonly ref: string | null;
+  readonly maxFileBytes: number;
+  readonly runsDir: string;
+}
+
+export const DEFAULT_RESULTS: ResultsConfig = { ref: null, maxFileBytes: 1 << 20, runsDir: 'runs' };
+
 export interface WorkspaceConfig {
   readonly remotes: Readonly<Record<string, RemoteSettings>>;
   readonly defaultRemote: string | null;
   readonly link: readonly LinkKind[];
+  readonly results: ResultsConfig;
 }
 
 /** Reflink where the filesystem can (no data copied), else a copy: never a shared inode by default. */
@@ -40,7 +54,7 @@ export function loadWorkspaceConfig(root: string): WorkspaceConfig {
   try {
     text = readFileSync(join(root, CONFIG_FILE), 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { remotes: {}, defaultRemote: null, link: DEFAULT_LINK };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { remotes: {}, defaultRemote: null, link: DEFAULT_LINK, results: DEFAULT_RESULTS };
     throw e;
   }
   return parseWorkspaceConfig(text);
@@ -51,7 +65,7 @@ export function parseWorkspaceConfig(text: string, file = CONFIG_FILE): Workspac
   const doc = (src.value ?? {}) as Record<string, unknown>;
   if (typeof doc !== 'object' || Array.isArray(doc)) fail([], 'hpcflow.yaml must be a mapping');
   for (const k of Object.keys(doc)) {
-    if (!['remotes', 'default_remote', 'datasets'].includes(k)) fail([k], `unknown key "${k}"`, 'known keys: remotes, default_remote, datasets', true);
+    if (!['remotes', 'default_remote', 'datasets', 'results'].includes(k)) fail([k], `unknown key "${k}"`, 'known keys: remotes, default_remote, datasets, results', true);
   }
   const remotes: Record<string, RemoteSettings> = {};
   const rs = doc.remotes ?? {};
@@ -108,7 +122,18 @@ export function parseWorkspaceConfig(text: string, file = CONFIG_FILE): Workspac
     const l = (ds as Record<string, unknown>).link;
     if (l !== undefined) link = parseLinkList(l, () => fail(['datasets', 'link'], `link must be a list of ${LINK_KINDS.join(', ')}`));
   }
-  return { remotes, defaultRemote, link };
+  let results = DEFAULT_RESULTS;
+  const rc = doc.results;
+  if (rc !== undefined) {
+    if (typeof rc !== 'object' || rc === null || Array.isArray(rc)) fail(['results'], 'results must be a mapping');
+    const r = rc as Record<string, unknown>;
+    for (const k of Object.keys(r)) if (!['ref', 'max_file_bytes', 'runs_dir'].includes(k)) fail(['results', k], `unknown key "${k}"`, 'known: ref, max_file_bytes, runs_dir', true);
+    if (r.ref !== undefined && (typeof r.ref !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(r.ref) || r.ref.includes('..'))) fail(['results', 'ref'], 'ref must be a git ref name such as refs/hpcflow/results/main or results/main');
+    if (r.max_file_bytes !== undefined && (typeof r.max_file_bytes !== 'number' || !Number.isSafeInteger(r.max_file_bytes) || r.max_file_bytes < 0)) fail(['results', 'max_file_bytes'], 'max_file_bytes must be a byte count');
+    if (r.runs_dir !== undefined && (typeof r.runs_dir !== 'string' || r.runs_dir === '' || r.runs_dir.startsWith('/') || r.runs_dir.split('/').includes('..'))) fail(['results', 'runs_dir'], 'runs_dir must be a directory inside the workspace');
+    results = { ref: (r.ref as string | undefined) ?? null, maxFileBytes: (r.max_file_bytes as number | undefined) ?? DEFAULT_RESULTS.maxFileBytes, runsDir: (r.runs_dir as string | undefined) ?? DEFAULT_RESULTS.runsDir };
+  }
+  return { remotes, defaultRemote, link, results };
 }
 
 /** `[reflink, copy]` or `"hardlink,copy"` → kinds; calls `bad` on anything else. */

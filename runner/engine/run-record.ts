@@ -29,14 +29,30 @@ export function outcomeRecord(o: StageOutcome): Record<string, unknown> {
   }
 }
 
+/** What a run record says about where and on what a run ran (for history and reproduce). */
+export interface RunContext {
+  /** The commit whose pipeline ran (null: not a git repository, or no commit yet). */
+  readonly inputCommit?: string | null;
+  /** Which image (tag and digest) each stage used, from the lockfile. */
+  readonly images?: Readonly<Record<string, { readonly tag: string; readonly digest: string }>>;
+  /** hpcflow and Node versions, platform, executor, host, site digest. */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** Stage id → its metrics file (workspace-relative), for every stage that declares one. */
+  readonly metrics?: Readonly<Record<string, string>>;
+}
+
 /**
  * Writes `.hpcflow/runs/<runId>.json`: every stage's outcome, reasons, timings and resource use.
  * (The GitOps loop commits these; here they are the local history.)
  */
-export async function writeRunRecord(root: string, s: RunSummary, graph: StageGraph): Promise<string> {
+export async function writeRunRecord(root: string, s: RunSummary, graph: StageGraph, context: RunContext = {}): Promise<string> {
   const stages: Record<string, unknown> = {};
-  for (const [id, o] of s.outcomes) stages[id] = { ...outcomeRecord(o), upstream: graph.upstream.get(id) ?? [] };
-  const record = { schema: 1, runId: s.runId, ok: s.ok, aborted: s.aborted, wallMs: s.wallMs, counts: s.counts, stages };
+  for (const [id, o] of s.outcomes) {
+    const image = context.images?.[id];
+    stages[id] = { ...outcomeRecord(o), upstream: graph.upstream.get(id) ?? [], ...(image !== undefined ? { image } : {}) };
+  }
+  const { images: _images, ...rest } = context;
+  const record = { schema: 1, runId: s.runId, ok: s.ok, aborted: s.aborted, wallMs: s.wallMs, counts: s.counts, ...rest, stages };
   const dir = join(root, '.hpcflow', 'runs');
   await ensureDir(dir);
   const file = join(dir, `${s.runId}.json`);

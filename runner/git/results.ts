@@ -1,0 +1,334 @@
+/**
+ * Results commits: after a run, the files hpcflow wrote (lockfile, run record, metrics, small
+ * outputs, dataset manifests) are committed — and only they — either on top of the checked-out
+ * branch or onto a separate results ref, with trailers naming the run and its input commit.
+ *
+ * Everything here is O(files × depth), never O(checkout): the new tree is the parent's tree with
+ * just these blobs replaced (only the trees on their paths are read and rewritten), and in branch
+ * mode only these paths' index entries are refreshed. No whole-tree status or walk.
+ *
+ * Atomicity: blobs, trees and the commit are written first (unreferenced objects are harmless);
+ * the ref moves last, in one compare-and-swap (`<ref>.lock` created exclusively, checked, renamed
+ * over the ref, as git itself does), so a failure part-way leaves every ref where it was.
+ *
+ * Pushing with retry lives in push.ts and is re-exported here.
+ */
+import * as fs from 'node:fs';
+import { appendFile, lstat, mkdir, open, readFile, readlink, rename, rm } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
+import git from 'isomorphic-git';
+import { HpcflowError } from '../errors.js';
+import { repoPath } from './repo.js';
+
+export { mergeLockfiles, pushResults } from './push.js';
+export type { PushResultsOptions } from './push.js';
+
+/** The trailer naming the run a results commit records; its presence is the loop guard. */
+export const RESULTS_TRAILER = 'Hpcflow-Run';
+/** The trailer naming the commit whose pipeline ran. */
+export const INPUT_TRAILER = 'Hpcflow-Input';
+
+export interface ResultsCommitInput {
+  /** Repository root. */
+  readonly dir: string;
+  /** Absolute paths hpcflow wrote this run; only these are committed (a missing one is removed). */
+  readonly files: readonly string[];
+  readonly runId: string;
+  /** The commit whose pipeline ran. */
+  readonly inputCommit: string;
+  /** First line of the message, e.g. "hpcflow: 3 ran, 2 up to date (run <id>)". */
+  readonly summary: string;
+  readonly target: { readonly kind: 'branch' } | { readonly kind: 'ref'; readonly ref: string };
+  /** Author identity: HPCFLOW_GIT_AUTHOR_NAME/EMAIL, else git config, else "hpcflow". */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** A tree entry to write at a path; null in an edit map removes the path. */
+export interface BlobEntry {
+  readonly oid: string;
+  readonly mode: string;
+}
+
+type TreeEntry = Awaited<ReturnType<typeof git.readTree>>['tree'][number];
+
+export const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
+
+/** `summary`, a blank line, then the run and input trailers. */
+export function resultsMessage(summary: string, runId: string, inputCommit: string): string {
+  const line = summary.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+  return `${line}\n\n${RESULTS_TRAILER}: ${runId}\n${INPUT_TRAILER}: ${inputCommit}\n`;
+}
+
+/** The trailers of a commit message (its last paragraph's `Key: value` lines), key → values. */
+export function parseTrailers(message: string): Map<string, string[]> {
+  const paragraphs = message.replace(/\r\n/g, '\n').trim().split(/\n\s*\n/);
+  const out = new Map<string, string[]>();
+  if (paragraphs.length < 2) return out; // a subject line alone has no trailers
+  const last = paragraphs[paragraphs.length - 1] as string;
+  for (const line of last.split('\n')) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9-]*):\s*(.*?)\s*$/.exec(line);
+    if (m === null) continue;
+    const key = (m[1] as string).toLowerCase();
+    out.set(key, [...(out.get(key) ?? []), m[2] as string]);
+  }
+  return out;
+}
+
+/** The run id a results commit records, or null for any other commit. */
+export function resultsRunId(message: string): string | null {
+  const v = parseTrailers(message).get(RESULTS_TRAILER.toLowerCase())?.[0];
+  return v !== undefined && /^\S+$/.test(v) ? v : null; // run ids are one word
+}
+
+/** Loop guard: is this the message of a commit hpcflow made for a run's results? */
+export function isResultsCommit(message: string): boolean {
+  return resultsRunId(message) !== null;
+}
+
+/** `refs/...` as given; anything else names a branch. */
+export const fullRef = (ref: string): string => (ref.startsWith('refs/') ? ref : `refs/heads/${ref}`);
+
+/** Author/committer: HPCFLOW_GIT_AUTHOR_NAME/EMAIL, else git config user.*, else hpcflow. */
+export async function resultsIdentity(dir: string, env: NodeJS.ProcessEnv = process.env): Promise<{ name: string; email: string; timestamp: number; timezoneOffset: number }> {
+  const cfg = async (path: string): Promise<string | undefined> => {
+    const v = (await git.getConfig({ fs, dir, path })) as unknown;
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  const name = nonEmpty(env.HPCFLOW_GIT_AUTHOR_NAME) ?? (await cfg('user.name')) ?? 'hpcflow';
+  const email = nonEmpty(env.HPCFLOW_GIT_AUTHOR_EMAIL) ?? (await cfg('user.email')) ?? 'hpcflow@localhost';
+  return { name, email, timestamp: Math.floor(Date.now() / 1000), timezoneOffset: new Date().getTimezoneOffset() };
+}
+
+const nonEmpty = (s: string | undefined): string | undefined => (s === undefined || s === '' ? undefined : s);
+
+/** The commit `ref` points to, or null when it does not exist. */
+export async function refTip(dir: string, ref: string): Promise<string | null> {
+  try {
+    return await git.resolveRef({ fs, dir, ref });
+  } catch {
+    return null;
+  }
+}
+
+export async function treeOf(dir: string, commit: string | null): Promise<string | null> {
+  return commit === null ? null : (await git.readCommit({ fs, dir, oid: commit })).commit.tree;
+}
+
+/** The blob (or link/submodule) entry at `path` in `tree`, or null. Reads only the trees on the path. */
+export async function entryAt(dir: string, tree: string | null, path: string): Promise<BlobEntry | null> {
+  let cur = tree;
+  const parts = path.split('/');
+  for (let i = 0; i < parts.length && cur !== null; i++) {
+    const e = (await git.readTree({ fs, dir, oid: cur })).tree.find((x) => x.path === parts[i]);
+    if (e === undefined) return null;
+    if (i === parts.length - 1) return e.type === 'tree' ? null : { oid: e.oid, mode: e.mode };
+    cur = e.type === 'tree' ? e.oid : null;
+  }
+  return null;
+}
+
+/**
+ * Writes the tree equal to `base` (null: empty) with each path of `edits` set to its entry, or
+ * removed when the entry is null. Only the trees along the edited paths are read and written;
+ * trees left empty are dropped. Returns the new root tree id (EMPTY_TREE when nothing is left).
+ */
+export async function editTree(dir: string, base: string | null, edits: ReadonlyMap<string, BlobEntry | null>): Promise<string> {
+  const entries = new Map<string, TreeEntry>();
+  if (base !== null) for (const e of (await git.readTree({ fs, dir, oid: base })).tree) entries.set(e.path, e);
+  const below = new Map<string, Map<string, BlobEntry | null>>();
+  for (const [path, edit] of edits) {
+    const i = path.indexOf('/');
+    if (i === -1) {
+      if (edit === null) entries.delete(path);
+      else entries.set(path, { mode: edit.mode, path, oid: edit.oid, type: edit.mode === '160000' ? 'commit' : 'blob' });
+    } else {
+      const head = path.slice(0, i);
+      const sub = below.get(head) ?? new Map<string, BlobEntry | null>();
+      sub.set(path.slice(i + 1), edit);
+      below.set(head, sub);
+    }
+  }
+  for (const [head, sub] of below) {
+    const existing = entries.get(head);
+    const oid = await editTree(dir, existing?.type === 'tree' ? existing.oid : null, sub);
+    if (oid === EMPTY_TREE) entries.delete(head);
+    else entries.set(head, { mode: '040000', path: head, oid, type: 'tree' });
+  }
+  if (entries.size === 0) return EMPTY_TREE;
+  return git.writeTree({ fs, dir, tree: [...entries.values()] });
+}
+
+/**
+ * The paths (files, links, submodules) whose entries differ between trees `a` and `b`; descends
+ * only into subtrees whose ids differ, so unchanged parts of a large checkout cost nothing.
+ */
+export async function diffTrees(dir: string, a: string | null, b: string | null, prefix = ''): Promise<string[]> {
+  if (a === b) return [];
+  const read = async (t: string | null): Promise<Map<string, TreeEntry>> =>
+    new Map(t === null ? [] : (await git.readTree({ fs, dir, oid: t })).tree.map((e) => [e.path, e] as const));
+  const [ma, mb] = await Promise.all([read(a), read(b)]);
+  const out: string[] = [];
+  for (const name of new Set([...ma.keys(), ...mb.keys()])) {
+    const x = ma.get(name);
+    const y = mb.get(name);
+    if (x !== undefined && y !== undefined && x.oid === y.oid && x.mode === y.mode) continue;
+    const xt = x?.type === 'tree' ? x.oid : null;
+    const yt = y?.type === 'tree' ? y.oid : null;
+    if (xt !== null || yt !== null) out.push(...(await diffTrees(dir, xt, yt, `${prefix}${name}/`)));
+    if ((x !== undefined && x.type !== 'tree') || (y !== undefined && y.type !== 'tree')) out.push(`${prefix}${name}`);
+  }
+  return out;
+}
+
+/** The working-tree file at `abs` as a blob written to the object store; null when it is missing. */
+async function blobOfFile(dir: string, abs: string): Promise<BlobEntry | null> {
+  let st: fs.Stats;
+  try {
+    st = await lstat(abs);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  if (st.isSymbolicLink()) return { oid: await git.writeBlob({ fs, dir, blob: Buffer.from(await readlink(abs)) }), mode: '120000' };
+  if (!st.isFile()) throw new HpcflowError('HPCFLOW_GIT', `${abs} is not a regular file: results commits hold files only`);
+  return { oid: await git.writeBlob({ fs, dir, blob: await readFile(abs) }), mode: st.mode & 0o111 ? '100755' : '100644' };
+}
+
+/** Repository path → blob of its current content (null: missing), for absolute `files` inside `dir`. */
+async function blobsOf(dir: string, files: readonly string[]): Promise<Map<string, BlobEntry | null>> {
+  const edits = new Map<string, BlobEntry | null>();
+  for (const abs of files) {
+    const path = repoPath(dir, abs);
+    if (path === '' || path.startsWith('../') || path === '..' || path.startsWith('/') || path.split('/')[0] === '.git') {
+      throw new HpcflowError('HPCFLOW_GIT', `${abs} is outside the git repository ${dir}`, { hint: 'results commits hold files of the repository only' });
+    }
+    edits.set(path, await blobOfFile(dir, abs));
+  }
+  return edits;
+}
+
+/** The git directory of the checkout `dir` (`.git`, or where a `.git` file points). */
+export async function gitdirOf(dir: string): Promise<string> {
+  const dotgit = join(dir, '.git');
+  const st = await lstat(dotgit).catch(() => null);
+  if (st?.isFile()) {
+    const m = /^gitdir:\s*(.+?)\s*$/m.exec(await readFile(dotgit, 'utf8'));
+    if (m !== null) return isAbsolute(m[1] as string) ? (m[1] as string) : join(dir, m[1] as string);
+  }
+  return dotgit;
+}
+
+/**
+ * Moves `ref` to `oid` if it still points to `expected` (null: must not exist), atomically:
+ * `<ref>.lock` is created exclusively (so a concurrent git or hpcflow fails rather than races),
+ * the current value is checked under the lock, and the lock file is renamed over the ref.
+ * Appends a reflog line when the ref (or HEAD, if it points there) keeps a reflog.
+ */
+export async function casRef(dir: string, ref: string, oid: string, expected: string | null, reason: string, who?: { name: string; email: string }): Promise<void> {
+  const gitdir = await gitdirOf(dir);
+  const path = join(gitdir, ref);
+  const lock = `${path}.lock`;
+  await mkdir(dirname(path), { recursive: true });
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await open(lock, 'wx');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new HpcflowError('HPCFLOW_GIT', `${ref} is locked by another git process (${lock} exists)`, { hint: `if no git process is running, remove ${lock}` });
+    }
+    throw e;
+  }
+  try {
+    const current = await refTip(dir, ref);
+    if (current !== expected) {
+      throw new HpcflowError('HPCFLOW_GIT', `${ref} moved while hpcflow was committing (now ${current ?? 'absent'}, expected ${expected ?? 'absent'}); nothing was changed`);
+    }
+    await fh.writeFile(`${oid}\n`);
+    await fh.sync();
+    await fh.close();
+    await rename(lock, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(lock, { force: true });
+    throw e;
+  }
+  if (who !== undefined) {
+    const tz = -new Date().getTimezoneOffset();
+    const line = `${expected ?? '0'.repeat(40)} ${oid} ${who.name} <${who.email}> ${Math.floor(Date.now() / 1000)} ${tz < 0 ? '-' : '+'}${String(Math.floor(Math.abs(tz) / 60)).padStart(2, '0')}${String(Math.abs(tz) % 60).padStart(2, '0')}\t${reason}\n`;
+    const logs = [join(gitdir, 'logs', ref)];
+    if ((await git.currentBranch({ fs, dir, fullname: true }).catch(() => undefined)) === ref) logs.push(join(gitdir, 'logs', 'HEAD'));
+    for (const log of logs) {
+      // Only where git keeps a reflog already (or for branches, which it logs by default).
+      if (fs.existsSync(log) || (log.endsWith(ref) && ref.startsWith('refs/heads/'))) {
+        await mkdir(dirname(log), { recursive: true });
+        await appendFile(log, line).catch(() => undefined);
+      }
+    }
+  }
+}
+
+/**
+ * Sets the index entries of `paths` to the working tree's files (hashing only these files), or
+ * removes the entries of paths that no longer exist. The index is read and written once.
+ */
+export async function refreshIndex(dir: string, paths: readonly string[]): Promise<void> {
+  const present: string[] = [];
+  for (const p of paths) {
+    if ((await lstat(join(dir, p)).catch(() => null)) === null) await git.remove({ fs, dir, filepath: p });
+    else present.push(p);
+  }
+  if (present.length > 0) await git.add({ fs, dir, filepath: present, force: true });
+}
+
+/** Commits the run's results; null when the files are already committed as they are. */
+export async function commitResults(i: ResultsCommitInput): Promise<{ oid: string; ref: string } | null> {
+  const { dir } = i;
+  if (!/^[^\s]+$/.test(i.runId)) throw new HpcflowError('HPCFLOW_GIT', `run id '${i.runId}' cannot be a commit trailer (it must be one word)`);
+  const headBranch = (await git.currentBranch({ fs, dir, fullname: true }).catch(() => undefined)) ?? null;
+  let ref: string;
+  let tip: string | null;
+  let parent: string | null;
+  if (i.target.kind === 'branch') {
+    if (headBranch === null) {
+      throw new HpcflowError('HPCFLOW_GIT', `cannot commit results on the branch: HEAD of ${dir} is detached`, {
+        hint: 'check out a branch, or set results.ref in hpcflow.yaml to commit onto a results ref instead',
+      });
+    }
+    ref = headBranch;
+    tip = await refTip(dir, ref);
+    parent = tip;
+  } else {
+    ref = fullRef(i.target.ref);
+    if (ref === headBranch) {
+      throw new HpcflowError('HPCFLOW_GIT', `results ref ${ref} is the checked-out branch`, { hint: 'use the branch target (no results.ref) to commit on the checked-out branch, or name another ref' });
+    }
+    tip = await refTip(dir, ref);
+    parent = tip;
+    if (parent === null) {
+      try {
+        parent = (await git.readCommit({ fs, dir, oid: i.inputCommit })).oid;
+      } catch (e) {
+        throw new HpcflowError('HPCFLOW_GIT', `input commit ${i.inputCommit} is not in ${dir}`, { cause: e });
+      }
+    }
+  }
+  const base = await treeOf(dir, parent);
+  const edits = await blobsOf(dir, i.files);
+  const tree = await editTree(dir, base, edits);
+  if (tree === (base ?? EMPTY_TREE)) return null;
+  const who = await resultsIdentity(dir, i.env ?? process.env);
+  const message = resultsMessage(i.summary, i.runId, i.inputCommit);
+  const oid = await git.writeCommit({ fs, dir, commit: { message, tree, parent: parent === null ? [] : [parent], author: who, committer: who } });
+  await casRef(dir, ref, oid, tip, `commit: ${message.split('\n')[0] ?? ''}`, who);
+  if (i.target.kind === 'branch') {
+    try {
+      await refreshIndex(dir, [...edits.keys()]);
+    } catch (e) {
+      throw new HpcflowError('HPCFLOW_GIT', `results committed as ${oid} on ${ref}, but the index could not be updated: ${(e as Error).message}`, {
+        hint: `git reset -- ${[...edits.keys()].join(' ')}`,
+        cause: e,
+      });
+    }
+  }
+  return { oid, ref };
+}

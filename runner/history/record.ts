@@ -1,0 +1,88 @@
+/**
+ * The run records and results-commit messages that `hpcflow run --commit-results` writes, read
+ * back for the history commands. Pure: text in, values out. Parsing is lenient — a record from an
+ * older or newer hpcflow keeps the fields this version knows and ignores the rest — because
+ * history must stay readable after the format grows.
+ */
+
+/** The trailer naming the run a results commit records (as runner/git/results.ts writes it). */
+export const RUN_TRAILER = 'Hpcflow-Run';
+/** The trailer naming the commit whose pipeline ran. */
+export const INPUT_TRAILER = 'Hpcflow-Input';
+
+/** What the history commands use of a run record (runs/<runId>.json). */
+export interface RunRecord {
+  readonly runId: string;
+  /** Null when the record does not say. */
+  readonly ok: boolean | null;
+  readonly aborted: boolean;
+  readonly wallMs: number | null;
+  /** Outcome status → number of stages ('ran', 'restored', 'up-to-date', 'failed', …). */
+  readonly counts: Readonly<Record<string, number>>;
+  readonly inputCommit: string | null;
+  /** hpcflow and Node versions, platform, executor, host, site digest. */
+  readonly environment: Readonly<Record<string, string>>;
+  /** Stage id → its metrics file (workspace-relative). */
+  readonly metrics: Readonly<Record<string, string>>;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function stringMap(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (isObject(v)) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+
+/** A run record from its JSON text; null when it is not JSON or has no run id. */
+export function parseRunRecord(text: string): RunRecord | null {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isObject(doc) || typeof doc.runId !== 'string' || doc.runId === '') return null;
+  const counts: Record<string, number> = {};
+  if (isObject(doc.counts)) for (const [k, x] of Object.entries(doc.counts)) if (typeof x === 'number' && Number.isFinite(x)) counts[k] = x;
+  return {
+    runId: doc.runId,
+    ok: typeof doc.ok === 'boolean' ? doc.ok : null,
+    aborted: doc.aborted === true,
+    wallMs: typeof doc.wallMs === 'number' && Number.isFinite(doc.wallMs) ? doc.wallMs : null,
+    counts,
+    inputCommit: typeof doc.inputCommit === 'string' && doc.inputCommit !== '' ? doc.inputCommit : null,
+    environment: stringMap(doc.environment),
+    metrics: stringMap(doc.metrics),
+  };
+}
+
+/**
+ * The trailers of a commit message: the `Key: value` lines of its last paragraph, keys lower-cased,
+ * key → values. A message of one paragraph has none. (Same reading as runner/git/results.ts.)
+ */
+export function parseTrailers(message: string): Map<string, string[]> {
+  const paragraphs = message.replace(/\r\n/g, '\n').trim().split(/\n\s*\n/);
+  const out = new Map<string, string[]>();
+  if (paragraphs.length < 2) return out;
+  const last = paragraphs[paragraphs.length - 1] as string;
+  for (const line of last.split('\n')) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9-]*):\s*(.*?)\s*$/.exec(line);
+    if (m === null) continue;
+    const key = (m[1] as string).toLowerCase();
+    out.set(key, [...(out.get(key) ?? []), m[2] as string]);
+  }
+  return out;
+}
+
+/** The run and input commit a results commit names; null for any other commit. */
+export function resultsTrailers(message: string): { runId: string; inputCommit: string | null } | null {
+  const t = parseTrailers(message);
+  const runId = t.get(RUN_TRAILER.toLowerCase())?.[0];
+  if (runId === undefined || !/^\S+$/.test(runId)) return null;
+  const input = t.get(INPUT_TRAILER.toLowerCase())?.[0];
+  return { runId, inputCommit: input === undefined || input === '' ? null : input };
+}
+
+/** A run id usable as a file name in the runs directory (no separators, no dot-dot). */
+export const isSafeRunId = (runId: string): boolean => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(runId) && !runId.includes('..');
