@@ -14,6 +14,10 @@ Commands:
   plan [stage...]        the same as a plan in topological order (--json for machines)
   run [stage...]         run changed stages (and their changed upstreams); restore cached ones
   commit [stage...]      record the outputs on disk as the result of the current inputs (no run)
+  reproduce <rev> [stage...]
+                         re-run a recorded commit (a results commit, or a commit with later results) in a
+                         temporary worktree with an empty cache, its recorded images and dataset versions;
+                         per output: identical / within the stage's tolerance / different; exit 0 if it reproduced
   dag [--dot|--mermaid]  the stage graph as text, Graphviz dot or a Mermaid flowchart
   gc [--dry-run]         remove cache entries no hpcflow.lock or dataset version in the git history refers to
   dataset <command>      versioned datasets: add, status, commit, checkout, diff, log, tag, push, pull,
@@ -59,6 +63,11 @@ run options:
 status options:
   --check                exit 1 if any stage would run or be restored
 
+reproduce options:
+  --keep                 keep the temporary worktree and cache, and print where
+  --strict-images        a stage that ran on another image than recorded fails the reproduction
+  --tmp-dir DIR          where the worktree goes (default: the OS temp dir; for Slurm, a directory the nodes share)
+
 Environment:
   HPCFLOW_CACHE_DIR      default for --cache-dir
   HPCFLOW_DOCKER_NETWORK network of stage containers: host (default) | none | bridge
@@ -68,7 +77,7 @@ Exit codes: 0 ok; 1 a stage failed (or --check found work); 2 usage; 3 invalid p
 4 container engine or cache problem; 5 workspace locked by another run; 130 interrupted.
 `;
 
-const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema', 'dataset', 'watch', 'hook', 'serve', 'log', 'metrics'] as const;
+const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema', 'dataset', 'watch', 'hook', 'serve', 'log', 'metrics', 'reproduce'] as const;
 type Command = (typeof COMMANDS)[number];
 
 /** The composition root: the only place that sees argv, env and the TTY, and sets exit codes. */
@@ -122,6 +131,8 @@ async function dispatch(cmd: Command, args: readonly string[], io: CliIO): Promi
       return (await import('./cmd-log.js')).cmdLog(args, io);
     case 'metrics':
       return (await import('./cmd-metrics.js')).cmdMetrics(args, io);
+    case 'reproduce':
+      return (await import('./cmd-reproduce.js')).cmdReproduce(args, io);
     default: {
       const never: never = cmd;
       return never;

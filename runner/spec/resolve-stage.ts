@@ -234,6 +234,7 @@ export function resolveStage(name: string, input: StageInput, rp: ResolvedParams
         env: envVars,
         pos: stagePos,
         ...(k !== null ? { kernel: { ...k.kernel, env: Object.fromEntries(Object.keys(merged).sort().map((key) => [key, envVars[key] as string])) } } : {}),
+        ...(input.tolerance !== undefined ? { tolerance: { rel: input.tolerance.rel ?? 0, abs: input.tolerance.abs ?? 0 } } : {}),
       },
       source: { deps: depPos, outs: outPos, metrics: metrics === null ? null : src.pos(metricsPath) },
     });

@@ -201,6 +201,19 @@ const KernelSchema = z
       'launches it for the stage\'s resources (threads, locales, workers or MPI ranks) and picks the framework\'s image unless the stage or the site names one.',
   });
 
+const nonNegative = (what: string) =>
+  z.number({ error: `expected a ${what} tolerance: a number ≥ 0` }).nonnegative({ error: 'must not be negative' });
+
+const ToleranceSchema = z
+  .strictObject({
+    rel: nonNegative('relative').optional().describe('Relative tolerance, e.g. 1e-6. Default: 0.'),
+    abs: nonNegative('absolute').optional().describe('Absolute tolerance, e.g. 1e-12. Default: 0.'),
+  })
+  .describe(
+    'How exactly a re-run must reproduce this stage\'s outputs and metrics (`hpcflow reproduce`): a value v\' reproduces v when |v\' − v| ≤ abs + rel·|v|. ' +
+      'Not part of the fingerprint: changing it re-runs nothing.',
+  );
+
 /** The keys a stage and `defaults` share. */
 const commonStageShape = {
   image: ImageSchema.optional(),
@@ -223,6 +236,7 @@ export const StageSchema = z
     metrics: nonEmpty().optional().describe('Path of a metrics JSON file the stage writes; it is an output too.'),
     matrix: MatrixSchema.optional(),
     kernel: KernelSchema.optional(),
+    tolerance: ToleranceSchema.optional(),
   })
   .describe('A stage: a command (or a kernel) run in a container, with its inputs and outputs.');
 
@@ -263,6 +277,8 @@ export type OutInput = z.infer<typeof OutSchema>;
 export type KernelInput = z.infer<typeof KernelSchema>;
 /** `params:` as written. */
 export type ParamsInput = z.infer<typeof ParamsSchema>;
+/** `tolerance:` as written. */
+export type ToleranceInput = z.infer<typeof ToleranceSchema>;
 
 /** The JSON Schema (draft 2020-12) of a pipeline file, generated from the zod schema. */
 export function pipelineJsonSchema(): object {
