@@ -23,10 +23,9 @@ import { repoPath } from './repo.js';
 export { mergeLockfiles, pushResults } from './push.js';
 export type { PushResultsOptions } from './push.js';
 
-/** The trailer naming the run a results commit records; its presence is the loop guard. */
-export const RESULTS_TRAILER = 'Hpcflow-Run';
-/** The trailer naming the commit whose pipeline ran. */
-export const INPUT_TRAILER = 'Hpcflow-Input';
+import { resultsMessage } from './trailers.js';
+
+export { INPUT_TRAILER, isResultsCommit, parseTrailers, RESULTS_TRAILER, resultsMessage, resultsRunId } from './trailers.js';
 
 export interface ResultsCommitInput {
   /** Repository root. */
@@ -52,38 +51,6 @@ export interface BlobEntry {
 type TreeEntry = Awaited<ReturnType<typeof git.readTree>>['tree'][number];
 
 export const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
-
-/** `summary`, a blank line, then the run and input trailers. */
-export function resultsMessage(summary: string, runId: string, inputCommit: string): string {
-  const line = summary.replace(/\s*[\r\n]+\s*/g, ' ').trim();
-  return `${line}\n\n${RESULTS_TRAILER}: ${runId}\n${INPUT_TRAILER}: ${inputCommit}\n`;
-}
-
-/** The trailers of a commit message (its last paragraph's `Key: value` lines), key → values. */
-export function parseTrailers(message: string): Map<string, string[]> {
-  const paragraphs = message.replace(/\r\n/g, '\n').trim().split(/\n\s*\n/);
-  const out = new Map<string, string[]>();
-  if (paragraphs.length < 2) return out; // a subject line alone has no trailers
-  const last = paragraphs[paragraphs.length - 1] as string;
-  for (const line of last.split('\n')) {
-    const m = /^([A-Za-z0-9][A-Za-z0-9-]*):\s*(.*?)\s*$/.exec(line);
-    if (m === null) continue;
-    const key = (m[1] as string).toLowerCase();
-    out.set(key, [...(out.get(key) ?? []), m[2] as string]);
-  }
-  return out;
-}
-
-/** The run id a results commit records, or null for any other commit. */
-export function resultsRunId(message: string): string | null {
-  const v = parseTrailers(message).get(RESULTS_TRAILER.toLowerCase())?.[0];
-  return v !== undefined && /^\S+$/.test(v) ? v : null; // run ids are one word
-}
-
-/** Loop guard: is this the message of a commit hpcflow made for a run's results? */
-export function isResultsCommit(message: string): boolean {
-  return resultsRunId(message) !== null;
-}
 
 /** `refs/...` as given; anything else names a branch. */
 export const fullRef = (ref: string): string => (ref.startsWith('refs/') ? ref : `refs/heads/${ref}`);

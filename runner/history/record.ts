@@ -5,10 +5,7 @@
  * history must stay readable after the format grows.
  */
 
-/** The trailer naming the run a results commit records (as runner/git/results.ts writes it). */
-export const RUN_TRAILER = 'Hpcflow-Run';
-/** The trailer naming the commit whose pipeline ran. */
-export const INPUT_TRAILER = 'Hpcflow-Input';
+export { parseTrailers, resultsTrailers } from '../git/trailers.js';
 
 /** What the history commands use of a run record (runs/<runId>.json). */
 export interface RunRecord {
@@ -55,33 +52,6 @@ export function parseRunRecord(text: string): RunRecord | null {
     environment: stringMap(doc.environment),
     metrics: stringMap(doc.metrics),
   };
-}
-
-/**
- * The trailers of a commit message: the `Key: value` lines of its last paragraph, keys lower-cased,
- * key → values. A message of one paragraph has none. (Same reading as runner/git/results.ts.)
- */
-export function parseTrailers(message: string): Map<string, string[]> {
-  const paragraphs = message.replace(/\r\n/g, '\n').trim().split(/\n\s*\n/);
-  const out = new Map<string, string[]>();
-  if (paragraphs.length < 2) return out;
-  const last = paragraphs[paragraphs.length - 1] as string;
-  for (const line of last.split('\n')) {
-    const m = /^([A-Za-z0-9][A-Za-z0-9-]*):\s*(.*?)\s*$/.exec(line);
-    if (m === null) continue;
-    const key = (m[1] as string).toLowerCase();
-    out.set(key, [...(out.get(key) ?? []), m[2] as string]);
-  }
-  return out;
-}
-
-/** The run and input commit a results commit names; null for any other commit. */
-export function resultsTrailers(message: string): { runId: string; inputCommit: string | null } | null {
-  const t = parseTrailers(message);
-  const runId = t.get(RUN_TRAILER.toLowerCase())?.[0];
-  if (runId === undefined || !/^\S+$/.test(runId)) return null;
-  const input = t.get(INPUT_TRAILER.toLowerCase())?.[0];
-  return { runId, inputCommit: input === undefined || input === '' ? null : input };
 }
 
 /** A run id usable as a file name in the runs directory (no separators, no dot-dot). */

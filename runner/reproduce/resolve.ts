@@ -12,7 +12,8 @@ import * as fs from 'node:fs';
 import git from 'isomorphic-git';
 import { HpcflowError } from '../errors.js';
 import { readFileAt, resolveRev } from '../git/repo.js';
-import { fullRef, INPUT_TRAILER, parseTrailers, resultsRunId } from '../git/results.js';
+import { fullRef } from '../git/results.js';
+import { INPUT_TRAILER, parseTrailers, resultsRunId } from '../git/trailers.js';
 import { LOCKFILE_NAME } from '../lockfile/lockfile.js';
 
 export type TargetSource = 'results-commit' | 'results-of-input' | 'lockfile-in-commit';

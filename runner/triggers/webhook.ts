@@ -7,6 +7,7 @@
  * accepted on its own. Parsed fields that later reach git or a log (ref, clone URL, repository
  * name) are validated to shapes that cannot be mistaken for options or carry control characters.
  */
+import { isResultsCommit } from '../git/trailers.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -147,28 +148,13 @@ export function parsePushEvent(body: unknown): PushEvent | null {
 // ---------------------------------------------------------------------------------------------
 // Loop guard
 
-const TRAILER_LINE_RE = /^([A-Za-z0-9][A-Za-z0-9-]*):\s*(.*?)\s*$/;
-
 /**
  * Whether a commit message carries an `Hpcflow-Run: <id>` trailer, i.e. is a results commit that
- * hpcflow pushed itself (so a push of it must not trigger another run).
- *
- * Same rule as `isResultsCommit` in runner/git/results.ts (kept dependency-free here): the
- * trailer block is the last paragraph of the message (paragraphs are separated by blank or
- * whitespace-only lines; a message of one paragraph has none); in it, a line `Hpcflow-Run: <id>`
- * (key compared case-insensitively, as git does; the first such line decides and needs a
- * non-empty id) marks a results commit. Other lines of the block are ignored, which errs towards
- * "results commit": for a loop guard a missed run is cheaper than a loop.
+ * hpcflow pushed itself (so a push of it must not trigger another run): the one rule of
+ * runner/git/trailers.ts.
  */
 export function hasHpcflowTrailer(message: string): boolean {
-  const paragraphs = message.replace(/\r\n/g, '\n').trim().split(/\n\s*\n/);
-  if (paragraphs.length < 2) return false;
-  for (const line of (paragraphs[paragraphs.length - 1] as string).split('\n')) {
-    const m = TRAILER_LINE_RE.exec(line);
-    // The first Hpcflow-Run line decides (an empty id there is no results commit).
-    if (m !== null && (m[1] as string).toLowerCase() === 'hpcflow-run') return m[2] !== '';
-  }
-  return false;
+  return isResultsCommit(message);
 }
 
 // ---------------------------------------------------------------------------------------------
