@@ -1,6 +1,6 @@
 /**
  * Which files a run's results commit holds: the lockfile, the run record, the metrics and small
- * outputs of the stages that ran or were restored, and the dataset versions the run recorded —
+ * outputs of the run's stages that completed, and the dataset versions the run recorded —
  * only paths hpcflow knows it wrote (never a whole-tree status: far too slow on large checkouts).
  */
 import { readdir, stat } from 'node:fs/promises';
@@ -22,7 +22,9 @@ export interface ResultsFilesInput {
 export async function resultsFiles(i: ResultsFilesInput): Promise<string[]> {
   const out = new Set(i.always);
   for (const [id, oc] of i.summary.outcomes) {
-    if (oc.status !== 'ran' && oc.status !== 'restored') continue;
+    // Up-to-date stages too: their outputs may not be committed yet (a run that was killed after
+    // the stage and before its results commit); unchanged blobs leave the tree as it was.
+    if (oc.status !== 'ran' && oc.status !== 'restored' && oc.status !== 'up-to-date') continue;
     const stage = i.graph.stages.get(id);
     if (stage === undefined) continue;
     if (stage.metrics !== null) for (const f of await filesUnder(join(i.root, stage.metrics), Infinity)) out.add(f);

@@ -76,16 +76,20 @@ export async function watchOnce(o: WatchOptions, last: string | null): Promise<W
     return { commit: tip, action: 'skipped-results-commit' };
   }
   o.log(`${tip.slice(0, 12)} ${commit.message.split('\n')[0] ?? ''}: running`);
+  // The run writes to a file, not to a pipe of ours: if this watcher is killed, the run is not
+  // (a broken pipe would end it between its stages and its results commit); it finishes alone.
+  const logFile = `${o.workdir}.run.log`;
+  fs.writeFileSync(logFile, '');
   const r = await execa(process.execPath, [...o.runArgv], {
     cwd: o.workdir,
     env: o.env,
     reject: false,
     cancelSignal: o.signal,
-    stdout: ['pipe'],
-    stderr: ['pipe'],
-    lines: true,
+    stdin: 'ignore',
+    stdout: { file: logFile, append: true },
+    stderr: { file: logFile, append: true },
   });
-  for (const l of [...(r.stdout as string[]), ...(r.stderr as string[])]) o.log(`  ${l}`);
+  for (const l of fs.readFileSync(logFile, 'utf8').split('\n')) if (l !== '') o.log(`  ${l}`);
   const code = r.exitCode ?? 1;
   o.log(`${tip.slice(0, 12)}: run ${code === 0 ? 'succeeded' : `failed (exit ${code})`}`);
   return { commit: tip, action: code === 0 ? 'ran' : 'failed', exitCode: code };
