@@ -7,19 +7,20 @@ import { benchDatasetHash } from './dataset-hash.js';
 import { benchDatasetStatus } from './dataset-status.js';
 import { benchHash } from './hash.js';
 import { benchOverhead } from './overhead.js';
+import { benchResultsCommit } from './results-commit.js';
 import { benchSlurm } from './slurm.js';
 import { benchStatus } from './status.js';
 import { ROOT, fmt } from './lib.js';
 
 /**
- * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status slurm]`: every comparison is measured side by
+ * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status results slurm]`: every comparison is measured side by
  * side in one run and reported as medians with quartiles and ratios, because these machines are
  * shared. `slurm` (starts the Slurm test cluster of scripts/slurm-cluster.sh, as root) runs only when named.
  * Writes bench/results/latest.json and .md (a run of named sections: bench/results/<names>.json and
  * .md) and prints a markdown report.
  */
 const IMAGE = 'hpcflow-test/busybox:1';
-type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status' | 'slurm';
+type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status' | 'results' | 'slurm';
 const picked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const run = (name: BenchName): boolean => (picked.length === 0 ? name !== 'slurm' : picked.includes(name));
 
@@ -132,6 +133,75 @@ async function main(): Promise<void> {
       md.push(`| ${x.files} | ${fmt(x.unchanged.median)} (${fmt(x.unchanged.p25)}–${fmt(x.unchanged.p75)}) | ${fmt(x.walkStat.median)} | ${x.ratioToWalk.toFixed(2)} | ${fmt(x.changed1pct.median)} | ${fmt(x.cli.median)} |`);
     }
     md.push('', 'Target: an unchanged 10,000-file status under 100 ms in-process. Unchanged means no file content is read (the stat cache vouches).', '');
+  }
+  if (run('results')) {
+    const r = await benchResultsCommit([
+      { files: 10_000, opts: { commitReps: 9, isoStatusReps: 3, isoAddAllReps: 1, pushReps: 7, raceReps: 5 } },
+      { files: 100_000, opts: { commitReps: 7, isoStatusReps: 0, isoAddAllReps: 0, pushReps: 3, raceReps: 0 } },
+    ]);
+    results.results = r;
+    type S = { median: number; p25: number; p75: number; n: number } | null;
+    const cell = (s: S, bold = false): string => {
+      if (s === null || s.n === 0) return '—';
+      const m = bold ? `**${fmt(s.median)}**` : fmt(s.median);
+      return s.n === 1 ? `${m} (1 run)` : `${m} (${fmt(s.p25)}–${fmt(s.p75)})`;
+    };
+    const ratio = (a: S, b: S, bold = false): string => {
+      if (a === null || b === null || a.n === 0 || b.n === 0) return '—';
+      const x = (a.median / b.median).toFixed(2);
+      return bold ? `**${x}**` : x;
+    };
+    const row = (label: string, f: (x: (typeof r)[number]) => string): string => `| ${label} | ${r.map(f).join(' | ')} |`;
+    const head = (first: string): string[] => [`| ${first} | ${r.map((x) => `${x.files.toLocaleString('en-US')} files`).join(' | ')} |`, `|---|${r.map(() => '---:').join('|')}|`];
+    const files = r[0]?.resultFiles ?? 10;
+    md.push(
+      `## Results commits: ${files} files (lockfile, run record, metrics, small outputs) into a checkout of many small files`,
+      '',
+      `Generated repository (\`git fast-import\`, 200 B files, 100 per directory), cloned from a bare repository served over smart HTTP by \`git http-backend\` ` +
+        '(test/helpers/git-server.ts). Methods run round-robin, the first one rotated every round, after an untimed warm-up round; each writes fresh content ' +
+        `to its ${files} files (untimed) and then commits them. Rounds: ${r.map((x) => `${x.commit.hpcflowBranch.n} at ${x.files.toLocaleString('en-US')}`).join(', ')} files.`,
+      '',
+      ...head('commit, median ms (p25–p75)'),
+      row('hpcflow `commitResults`, branch mode', (x) => cell(x.commit.hpcflowBranch, true)),
+      row('… its index refresh alone (`refreshIndex` of the same paths)', (x) => cell(x.commit.hpcflowIndexRefresh)),
+      row('hpcflow `commitResults`, results-ref mode', (x) => cell(x.commit.hpcflowRef, true)),
+      row('`git add -- <paths> && git commit -q -m …`', (x) => cell(x.commit.gitAddCommit)),
+      row('`git add -N <run record> && git commit -q --only -m … -- <paths>`', (x) => cell(x.commit.gitCommitOnly)),
+      row('native results ref: temporary index (`read-tree`, `update-index --add`, `write-tree`, `commit-tree`, `update-ref`)', (x) => cell(x.commit.gitRefPlumbing)),
+      row('isomorphic-git whole tree: `statusMatrix`, `add` of the changed rows, `commit`', (x) => cell(x.commit.isoStatusMatrix)),
+      row("isomorphic-git whole tree: `add({ filepath: '.' })`, `commit`", (x) => cell(x.commit.isoAddAll)),
+      row('**branch mode / `git add` + `git commit`**', (x) => ratio(x.commit.hpcflowBranch, x.commit.gitAddCommit, true)),
+      row('branch mode / `git commit --only`', (x) => ratio(x.commit.hpcflowBranch, x.commit.gitCommitOnly)),
+      row('**results-ref mode / `git add` + `git commit`**', (x) => ratio(x.commit.hpcflowRef, x.commit.gitAddCommit, true)),
+      row('results-ref mode / native temporary-index ref commit', (x) => ratio(x.commit.hpcflowRef, x.commit.gitRefPlumbing)),
+      row('isomorphic-git `statusMatrix` way / hpcflow branch mode', (x) => ratio(x.commit.isoStatusMatrix, x.commit.hpcflowBranch)),
+      row("isomorphic-git `add('.')` way / hpcflow branch mode", (x) => ratio(x.commit.isoAddAll, x.commit.hpcflowBranch)),
+      '',
+      'Native git runs as a CI script would: one `sh -c` per commit (spawn included). `--only` takes only paths git already knows, so the new run record ' +
+        'is announced with `git add -N` first. The isomorphic-git whole-tree ways are what hpcflow avoids by staging only the paths it wrote ' +
+        '(not run at 100,000 files: they scale with the checkout).',
+      '',
+      ...head('push of one results commit to the HTTP server, median ms (p25–p75)'),
+      row('hpcflow `pushResults`, branch', (x) => cell(x.push.hpcflowBranch, true)),
+      row('`git push origin main`', (x) => cell(x.push.gitBranch)),
+      row('**ratio, branch**', (x) => ratio(x.push.hpcflowBranch, x.push.gitBranch, true)),
+      row('hpcflow `pushResults`, results ref', (x) => cell(x.push.hpcflowRef, true)),
+      row('`git push origin <ref>:<ref>`', (x) => cell(x.push.gitRef)),
+      row('**ratio, results ref**', (x) => ratio(x.push.hpcflowRef, x.push.gitRef, true)),
+      '',
+      ...head('two runners racing for the branch (`pushResults` in both clones at once)'),
+      row('until both results commits have landed, median ms (p25–p75)', (x) => (x.race === null ? '— (not run)' : cell(x.race.bothLandedMs, true))),
+      row('push attempts per race, both runners together (median)', (x) => (x.race === null ? '—' : String(x.race.attempts.median))),
+      row('races', (x) => (x.race === null ? '0' : String(x.race.reps))),
+      row('race / one uncontended `pushResults`', (x) => (x.race === null ? '—' : ratio(x.race.bothLandedMs, x.push.hpcflowBranch))),
+      '',
+      'The loser of a race is rejected (non-fast-forward), fetches, re-applies its files onto the remote tip (merging `hpcflow.lock`), waits a jittered ' +
+        'backoff (100–300 ms on the first retry) and pushes again. Both runners share one Node process here, so their CPU work is serialised.',
+      '',
+      `Setup (generate, clone, let git refresh the index): ${r.map((x) => `${(x.setupMs / 1000).toFixed(1)} s`).join(', ')}; ` +
+        `whole section per size: ${r.map((x) => `${(x.totalMs / 1000).toFixed(1)} s`).join(', ')}.`,
+      '',
+    );
   }
   if (run('slurm')) {
     const r = await benchSlurm({ latencyReps: 8, stages: 10, kernelReps: 5, heatN: 512, heatSteps: 10000, image: IMAGE });

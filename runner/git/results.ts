@@ -3,9 +3,11 @@
  * outputs, dataset manifests) are committed — and only they — either on top of the checked-out
  * branch or onto a separate results ref, with trailers naming the run and its input commit.
  *
- * Everything here is O(files × depth), never O(checkout): the new tree is the parent's tree with
- * just these blobs replaced (only the trees on their paths are read and rewritten), and in branch
- * mode only these paths' index entries are refreshed. No whole-tree status or walk.
+ * The commit is O(files × depth), never O(checkout): the new tree is the parent's tree with just
+ * these blobs replaced (only the trees on their paths are read and rewritten); no whole-tree status
+ * or walk. In branch mode only these paths' index entries change, but isomorphic-git reads and
+ * rewrites the whole index file to do it — that part grows with the checkout (bench: 48 ms at
+ * 10,000 files, 480 ms at 100,000). Results-ref mode touches no index: ~30–40 ms at any size.
  *
  * Atomicity: blobs, trees and the commit are written first (unreferenced objects are harmless);
  * the ref moves last, in one compare-and-swap (`<ref>.lock` created exclusively, checked, renamed
