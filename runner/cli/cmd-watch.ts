@@ -7,7 +7,7 @@ import type { CliIO } from './io.js';
 import { HELP } from './main.js';
 
 /**
- * `hpcflow watch --url URL [--branch main] [--workdir DIR] [--interval S] [--once] [-- run options]`:
+ * `hpcflow watch --url URL [--branch main] [--workdir DIR] [--interval S] [--once] [--queue newest|all] [-- run options]`:
  * runs each new commit of the branch in DIR (a clone of its own) with `hpcflow run --commit-results
  * --push`, plus the run options given after `--` (e.g. --executor slurm --site FILE).
  */
@@ -21,6 +21,7 @@ export async function cmdWatch(args: readonly string[], io: CliIO): Promise<numb
     workdir: { type: 'string' },
     interval: { type: 'string', default: '15' },
     once: { type: 'boolean', default: false },
+    queue: { type: 'string', default: 'newest' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
@@ -28,6 +29,8 @@ export async function cmdWatch(args: readonly string[], io: CliIO): Promise<numb
     return EXIT.ok;
   }
   if (values.url === undefined) throw new HpcflowError('HPCFLOW_USAGE', 'watch needs --url (the http(s) URL of the repository)');
+  if (values.queue !== 'newest' && values.queue !== 'all') throw new HpcflowError('HPCFLOW_USAGE', `--queue must be newest or all (got '${values.queue}')`);
+  const queue: 'newest' | 'all' = values.queue;
   const interval = Number(values.interval);
   if (!Number.isFinite(interval) || interval <= 0) throw new HpcflowError('HPCFLOW_USAGE', `--interval must be a positive number of seconds (got '${values.interval}')`);
   const workdir = resolve(io.cwd, values.workdir ?? `.hpcflow-watch/${values.branch.replace(/[^A-Za-z0-9._-]+/g, '_')}`);
@@ -45,6 +48,7 @@ export async function cmdWatch(args: readonly string[], io: CliIO): Promise<numb
     workdir,
     intervalMs: interval * 1000,
     once: values.once,
+    queue,
     ...(token !== undefined && token !== '' ? { token } : {}),
     runArgv: [process.argv[1] ?? 'hpcflow', 'run', '--commit-results', '--push', ...extra],
     env: io.env,

@@ -25,7 +25,8 @@ Commands:
   schema [--write FILE]  print or write the JSON Schema of pipeline files
   watch --url URL        follow a branch (--branch, default main) and run each new commit in a clone of
                          its own (--workdir), committing and pushing the results; --once: what is there
-                         now, then exit; run options after --
+                         now, then exit; --queue newest (default) | all: when commits pile up, run the
+                         newest only or each in order; run options after --
   hook install --repo BARE --url URL
                          a post-receive hook in a bare repository: a push runs 'watch --once' in the background
   serve --url URL        receive GitHub push webhooks (--host 127.0.0.1, --port 8080, --branches a,b;

@@ -21,6 +21,8 @@ export interface WatchOptions {
   readonly intervalMs: number;
   /** Handle what is there now (and whatever arrives meanwhile), then return. */
   readonly once: boolean;
+  /** When commits pile up: run only the newest (default), or each one in order, oldest first. */
+  readonly queue?: 'newest' | 'all';
   /** From HPCFLOW_GIT_TOKEN; never printed. */
   readonly token?: string;
   /** The `hpcflow run` to start in the clone: argv after `node` (bin path, 'run', options). */
@@ -51,7 +53,7 @@ export async function remoteTip(url: string, branch: string, token?: string): Pr
 }
 
 /** Clone (first time) or fetch, then check out exactly `tip` on the branch: tracked files reset, outputs kept. */
-async function checkoutTip(o: WatchOptions, tip: string): Promise<void> {
+async function fetchBranch(o: WatchOptions): Promise<void> {
   const dir = o.workdir;
   if (!fs.existsSync(join(dir, '.git'))) {
     await mkdir(dir, { recursive: true });
@@ -59,17 +61,44 @@ async function checkoutTip(o: WatchOptions, tip: string): Promise<void> {
   } else {
     await git.fetch({ fs, http, dir, remote: 'origin', ref: o.branch, singleBranch: true, ...auth(o.token) });
   }
-  await git.writeRef({ fs, dir, ref: `refs/heads/${o.branch}`, value: tip, force: true });
-  await git.checkout({ fs, dir, ref: o.branch, force: true });
+}
+
+async function checkoutCommit(o: WatchOptions, oid: string): Promise<void> {
+  await git.writeRef({ fs, dir: o.workdir, ref: `refs/heads/${o.branch}`, value: oid, force: true });
+  await git.checkout({ fs, dir: o.workdir, ref: o.branch, force: true });
+}
+
+/**
+ * `queue: all`: the oldest commit after the last one a results commit covers, walking first
+ * parents back from the tip (at most 200); the tip itself when no results commit is in reach (a
+ * first start does not replay the whole history).
+ */
+async function oldestUnrun(o: WatchOptions, tip: string): Promise<string> {
+  const covered = new Set<string>();
+  let oldest: string | null = null;
+  for (const c of await git.log({ fs, dir: o.workdir, ref: tip, depth: 200 })) {
+    const m = c.commit.message;
+    if (o.isResultsCommit(m)) {
+      const input = /^Hpcflow-Input:\s*(\S+)\s*$/im.exec(m)?.[1];
+      if (input !== undefined) covered.add(input);
+      continue;
+    }
+    if (covered.has(c.oid)) return oldest ?? tip;
+    oldest = c.oid;
+  }
+  return tip;
 }
 
 /** One pass: run the remote tip if it is new. Returns what happened, or null when there was nothing new. */
 export async function watchOnce(o: WatchOptions, last: string | null): Promise<WatchOutcome | null> {
   // A run still going in this clone (its watcher was killed; the run was not) finishes first.
   await waitForRun(o);
-  const tip = await remoteTip(o.url, o.branch, o.token);
-  if (tip === null || tip === last) return null;
-  await checkoutTip(o, tip);
+  const remote = await remoteTip(o.url, o.branch, o.token);
+  if (remote === null || remote === last) return null;
+  await fetchBranch(o);
+  const tip = o.queue === 'all' ? await oldestUnrun(o, remote) : remote;
+  if (tip === last) return null;
+  await checkoutCommit(o, tip);
   const { commit } = await git.readCommit({ fs, dir: o.workdir, oid: tip });
   if (o.isResultsCommit(commit.message)) {
     o.log(`${tip.slice(0, 12)} is a results commit: not run (loop guard)`);

@@ -121,6 +121,26 @@ describe('push triggers', () => {
     expect(await remoteLog(bare)).toHaveLength(log.length);
   }, 180_000);
 
+  it('watch --queue all runs every commit that piled up, oldest first', async () => {
+    const { bare, url, dev } = await newRepo('queued');
+    const first = await pushChange(dev, PIPELINE(2), 'scale 2');
+    const second = await pushChange(dev, PIPELINE(3), 'scale 3');
+    const workdir = join(tmp, 'queue-runner');
+    // A first start runs the tip only; what arrives later is run commit by commit.
+    const start = await hpcflow(['watch', '--url', url, '--workdir', workdir, '--once', '--queue', 'all'], tmp);
+    expect(start.code, start.stdout + start.stderr).toBe(0);
+    expect((await remoteLog(bare))[0]?.message).toContain(`Hpcflow-Input: ${second}`);
+    await execa('git', ['pull', '-q', '--rebase', 'origin', 'main'], { cwd: dev, env: GIT_ENV });
+    const a = await pushChange(dev, PIPELINE(4), 'scale 4');
+    const b = await pushChange(dev, PIPELINE(5), 'scale 5');
+    const r = await hpcflow(['watch', '--url', url, '--workdir', workdir, '--once', '--queue', 'all'], tmp);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const inputs = (await remoteLog(bare)).map((c) => /Hpcflow-Input: (\w+)/.exec(c.message)?.[1]).filter(Boolean);
+    expect(inputs.slice(0, 3)).toEqual([b, a, second]);
+    expect(inputs).not.toContain(first);
+    expect((await execa('git', ['--git-dir', bare, 'show', 'main:out.txt'])).stdout).toBe('value 5');
+  }, 180_000);
+
   it('a watcher killed in the middle of a run leaves a usable clone, and the next one completes the run', async () => {
     const { bare, url, dev } = await newRepo('killed');
     const pushed = await pushChange(dev, PIPELINE(5, 20), 'scale 5, slow');
