@@ -9,18 +9,19 @@ import { benchHash } from './hash.js';
 import { benchOverhead } from './overhead.js';
 import { benchResultsCommit } from './results-commit.js';
 import { benchSlurm } from './slurm.js';
+import { benchSnakemake } from './snakemake.js';
 import { benchStatus } from './status.js';
 import { ROOT, fmt } from './lib.js';
 
 /**
- * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status results slurm]`: every comparison is measured side by
+ * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status results snakemake slurm]`: every comparison is measured side by
  * side in one run and reported as medians with quartiles and ratios, because these machines are
  * shared. `slurm` (starts the Slurm test cluster of scripts/slurm-cluster.sh, as root) runs only when named.
  * Writes bench/results/latest.json and .md (a run of named sections: bench/results/<names>.json and
  * .md) and prints a markdown report.
  */
 const IMAGE = 'hpcflow-test/busybox:1';
-type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status' | 'results' | 'slurm';
+type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status' | 'results' | 'snakemake' | 'slurm';
 const picked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const run = (name: BenchName): boolean => (picked.length === 0 ? name !== 'slurm' : picked.includes(name));
 
@@ -29,6 +30,10 @@ async function main(): Promise<void> {
   // b3sum (Debian) is the single-core BLAKE3 reference for the hashing comparison.
   if ((await execa('sh', ['-c', 'command -v b3sum'], { reject: false })).exitCode !== 0 && process.getuid?.() === 0) {
     await execa('sh', ['-c', 'apt-get install -y -qq b3sum >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq b3sum >/dev/null)'], { reject: false });
+  }
+  // Snakemake (Debian) is the peer of the change-detection comparison.
+  if (run('snakemake') && (await execa('sh', ['-c', 'command -v snakemake'], { reject: false })).exitCode !== 0 && process.getuid?.() === 0) {
+    await execa('sh', ['-c', 'apt-get install -y -qq snakemake >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq snakemake >/dev/null)'], { reject: false });
   }
   await execa('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
@@ -202,6 +207,27 @@ async function main(): Promise<void> {
         `whole section per size: ${r.map((x) => `${(x.totalMs / 1000).toFixed(1)} s`).join(', ')}.`,
       '',
     );
+  }
+  if (run('snakemake')) {
+    // 10,000 stages: Snakemake's first run alone takes minutes and a dry run ~12 s; opt in.
+    const big = process.env.HPCFLOW_BENCH_SNAKEMAKE_10K === '1';
+    const r = await benchSnakemake(big ? [10, 100, 1000, 10000] : [10, 100, 1000], 7, IMAGE, big ? [] : ['10000 stages (set HPCFLOW_BENCH_SNAKEMAKE_10K=1): Snakemake needs minutes to run them once and ~12 s per dry run']);
+    results.snakemake = r;
+    const cell = (s: { median: number; p25: number; p75: number }): string => `${fmt(s.median)} (${fmt(s.p25)}–${fmt(s.p75)})`;
+    md.push(
+      `## Change detection vs Snakemake ${r.versions.snakemake} (fan of N \`cp\` stages, the same files; ${r.reps} reps, alternated)`,
+      '',
+      '| stages | no-op `hpcflow status`, ms | no-op `snakemake -n -q -c1`, ms | **snakemake / hpcflow** | one change: hpcflow, ms | one change: snakemake, ms | **snakemake / hpcflow** | stages to run (hpcflow / snakemake) |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const x of r.sizes) {
+      md.push(
+        `| ${x.stages} | ${cell(x.noop.hpcflow)} | ${cell(x.noop.snakemake)} | **${x.noop.ratio.toFixed(1)}** | ${cell(x.oneChange.hpcflow)} | ${cell(x.oneChange.snakemake)} | **${x.oneChange.ratio.toFixed(1)}** | ${x.decidedToRun.hpcflow} / ${x.decidedToRun.snakemake} |`,
+      );
+    }
+    const k = r.sizes.find((x) => x.stages === 1000);
+    md.push('', `Target: no-op status ≥ 10× faster than Snakemake at 1,000 stages: ${k === undefined ? 'not measured' : `×${k.noop.ratio.toFixed(1)} — ${k.noop.ratio >= 10 ? 'met' : 'not met'}`}.`, '');
+    for (const s of r.skipped) md.push(`Skipped: ${s}.`, '');
   }
   if (run('slurm')) {
     const r = await benchSlurm({ latencyReps: 8, stages: 10, kernelReps: 5, heatN: 512, heatSteps: 10000, image: IMAGE });
