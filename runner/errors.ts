@@ -20,7 +20,9 @@ export type ErrorCode =
   | 'HPCFLOW_STAGE_FAILED'
   | 'HPCFLOW_GIT'
   /** The batch scheduler (Slurm) cannot be reached or refused a request. */
-  | 'HPCFLOW_SCHEDULER';
+  | 'HPCFLOW_SCHEDULER'
+  /** The GitHub API refused a request (token, permissions, not found). */
+  | 'HPCFLOW_GITHUB';
 
 export class HpcflowError extends Error {
   readonly code: ErrorCode;

@@ -27,6 +27,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'HPCFLOW_CACHE_CORRUPT':
     case 'HPCFLOW_GIT':
     case 'HPCFLOW_SCHEDULER':
+    case 'HPCFLOW_GITHUB':
       return EXIT.environment;
     case 'HPCFLOW_WORKSPACE_LOCKED':
       return EXIT.locked;

@@ -36,6 +36,8 @@ Commands:
                          run id, ok/FAILED, counts, wall time, executor (--json: one object per line)
   metrics <command>      committed metrics: show [REV], diff A [B], plot STAGE:METRIC [--out FILE.svg]
                          ('hpcflow metrics --help')
+  report --pr N          post the metrics verdict as a sticky PR comment + commit status
+                         ('hpcflow report --help'; --dry-run prints the markdown)
 
 Common options:
   -C, --workspace DIR    workspace directory (default: nearest parent with pipelines/)
@@ -78,7 +80,7 @@ Exit codes: 0 ok; 1 a stage failed (or --check found work); 2 usage; 3 invalid p
 4 container engine or cache problem; 5 workspace locked by another run; 130 interrupted.
 `;
 
-const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema', 'dataset', 'watch', 'hook', 'serve', 'log', 'metrics', 'reproduce'] as const;
+const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema', 'dataset', 'watch', 'hook', 'serve', 'log', 'metrics', 'reproduce', 'report'] as const;
 type Command = (typeof COMMANDS)[number];
 
 /** The composition root: the only place that sees argv, env and the TTY, and sets exit codes. */
@@ -134,6 +136,8 @@ async function dispatch(cmd: Command, args: readonly string[], io: CliIO): Promi
       return (await import('./cmd-metrics.js')).cmdMetrics(args, io);
     case 'reproduce':
       return (await import('./cmd-reproduce.js')).cmdReproduce(args, io);
+    case 'report':
+      return (await import('./cmd-report.js')).cmdReport(args, io);
     default: {
       const never: never = cmd;
       return never;

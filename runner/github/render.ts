@@ -1,0 +1,176 @@
+/**
+ * PURE: the markdown of the pull-request report comment — a header with the overall verdict,
+ * the stages that re-ran and why, a metrics table head vs base (change, spread, verdict and its
+ * reason), a link to the run, and a footer with the sticky marker.
+ */
+import type { VerdictKind } from '../metrics/verdict.js';
+import type { MetricReport, OverallVerdict, StageOutcomeInfo } from './report-model.js';
+import { overallVerdict } from './report-model.js';
+import { reportMarker } from './sticky-comment.js';
+
+export interface ReportSide {
+  /** The revision as named (branch, sha, …). */
+  readonly rev: string;
+  readonly commit: string;
+  readonly runId: string;
+}
+
+export interface ReportInput {
+  readonly pipeline: string;
+  readonly head: ReportSide;
+  /** Null: no base results (every metric is judged by its reference only). */
+  readonly base: ReportSide | null;
+  readonly stages: readonly StageOutcomeInfo[];
+  readonly metrics: readonly MetricReport[];
+  /** The run record's `ok` (null: not recorded). */
+  readonly runOk?: boolean | null;
+  readonly runUrl?: string;
+  /** Stages whose metrics could not be read, and similar notes. */
+  readonly notes?: readonly string[];
+}
+
+export const OVERALL: Readonly<Record<OverallVerdict, { emoji: string; word: string }>> = {
+  failure: { emoji: '❌', word: 'Stage failure' },
+  regression: { emoji: '🔴', word: 'Performance regression' },
+  improvement: { emoji: '🟢', word: 'Improvement' },
+  'no-change': { emoji: '✅', word: 'No change' },
+  inconclusive: { emoji: '⚪', word: 'No significant change' },
+};
+
+export const KIND: Readonly<Record<VerdictKind, { emoji: string; word: string }>> = {
+  improvement: { emoji: '🟢', word: 'improvement' },
+  regression: { emoji: '🔴', word: 'regression' },
+  'no-change': { emoji: '⚪', word: 'no change' },
+  'not-significant': { emoji: '🟡', word: 'not significant' },
+  'threshold-violation': { emoji: '⛔', word: 'threshold violation' },
+};
+
+/** Markdown table cell text: pipes escaped, line breaks flattened. */
+export function cell(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
+/** Inline code that survives backticks in the text. */
+function code(s: string): string {
+  const t = s.replace(/[\r\n]+/g, ' ');
+  return t.includes('`') ? `\`\` ${t} \`\`` : `\`${t}\``;
+}
+
+/** A number in at most 4 significant digits, plain below 1e6. */
+export function num(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  if (x === 0) return '0';
+  const a = Math.abs(x);
+  if (a >= 1e6 || a < 1e-3) return x.toExponential(2);
+  return String(+x.toPrecision(4));
+}
+
+const pct = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}%` : x > 0 ? '+∞' : '−∞');
+
+/** The q-quantile (linear interpolation between order statistics; q in [0, 1]). */
+export function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (pos - lo);
+}
+
+const median = (xs: readonly number[]): number => quantile(xs, 0.5);
+
+/** `1.23` for one value, `1.23 (n=5)` for the median of several; `—` for none. */
+function valueCell(xs: readonly number[], unit: string | undefined): string {
+  if (xs.length === 0) return '—';
+  const u = unit ? ` ${unit}` : '';
+  return xs.length === 1 ? `${num(xs[0] as number)}${u}` : `${num(median(xs))}${u} (n=${xs.length})`;
+}
+
+/** The confidence interval of the change when computed, else head's p25–p75, else `—`. */
+function spreadCell(m: MetricReport): string {
+  const ci = m.verdict.ci;
+  if (ci) return `${Math.round(ci.level * 100)}% CI ${pct(ci.low)} … ${pct(ci.high)}`;
+  if (m.head.length >= 2) return `p25–p75 ${num(quantile(m.head, 0.25))}–${num(quantile(m.head, 0.75))}`;
+  return '—';
+}
+
+function changeCell(m: MetricReport): string {
+  const c = m.verdict.change;
+  return c === null ? 'new' : pct(c);
+}
+
+const STATUS_WORD: Readonly<Record<string, string>> = {
+  ran: 're-ran',
+  restored: 'restored from cache',
+  'up-to-date': 'up to date',
+  failed: '**failed**',
+  skipped: 'skipped',
+  canceled: 'canceled',
+  'not-started': 'not started',
+};
+
+function stagesSection(stages: readonly StageOutcomeInfo[]): string[] {
+  if (stages.length === 0) return [];
+  const moved = stages.filter((s) => s.status !== 'up-to-date');
+  const upToDate = stages.length - moved.length;
+  const lines: string[] = ['### Stages', ''];
+  if (moved.length === 0) {
+    lines.push(`All ${stages.length} stages were up to date: nothing re-ran.`, '');
+    return lines;
+  }
+  for (const s of moved) {
+    const word = STATUS_WORD[s.status] ?? s.status;
+    const why = s.reasons.length > 0 ? `: ${s.reasons.map(cell).join('; ')}` : '';
+    lines.push(`- ${code(s.stage)} ${word}${why}`);
+    if (s.error !== undefined) lines.push(`  - error: ${cell(s.error)}`);
+  }
+  if (upToDate > 0) lines.push(`- ${upToDate} other stage${upToDate === 1 ? '' : 's'} up to date`);
+  lines.push('');
+  return lines;
+}
+
+function metricsSection(metrics: readonly MetricReport[], base: ReportSide | null): string[] {
+  if (metrics.length === 0) return ['### Metrics', '', 'No metrics were recorded at the head.', ''];
+  const lines = ['### Metrics', ''];
+  const baseTitle = base ? `base (${code(base.commit.slice(0, 7))})` : 'base';
+  lines.push(`| stage | metric | ${baseTitle} | head | change | spread | verdict | why |`);
+  lines.push('| --- | --- | ---: | ---: | ---: | --- | --- | --- |');
+  for (const m of metrics) {
+    const k = KIND[m.verdict.kind];
+    lines.push(
+      `| ${cell(m.stage)} | ${cell(m.metric)} | ${valueCell(m.base, m.unit)} | ${valueCell(m.head, m.unit)} | ${changeCell(m)} | ${spreadCell(m)} | ${k.emoji} ${k.word} | ${cell(m.verdict.reason)} |`,
+    );
+  }
+  lines.push('');
+  return lines;
+}
+
+function summaryLine(metrics: readonly MetricReport[]): string {
+  const counts = new Map<VerdictKind, number>();
+  for (const m of metrics) counts.set(m.verdict.kind, (counts.get(m.verdict.kind) ?? 0) + 1);
+  const order: VerdictKind[] = ['threshold-violation', 'regression', 'improvement', 'not-significant', 'no-change'];
+  const parts = order.filter((k) => counts.has(k)).map((k) => `${counts.get(k)} ${KIND[k].word}`);
+  return parts.length === 0 ? 'no metrics' : parts.join(', ');
+}
+
+/** The comment's markdown, ending with the sticky marker. */
+export function renderReport(r: ReportInput): string {
+  const overall = overallVerdict(r.stages, r.metrics, r.runOk ?? null);
+  const o = OVERALL[overall];
+  const lines: string[] = [];
+  lines.push(`## ${o.emoji} hpcflow · ${cell(r.pipeline)}: ${o.word}`, '');
+  const baseText = r.base ? `${code(r.base.rev)} (${code(r.base.commit.slice(0, 7))}, run ${code(r.base.runId)})` : 'no base results';
+  lines.push(`Head ${code(r.head.rev)} (${code(r.head.commit.slice(0, 7))}, run ${code(r.head.runId)}) vs base ${baseText}: ${summaryLine(r.metrics)}.`, '');
+  lines.push(...stagesSection(r.stages));
+  lines.push(...metricsSection(r.metrics, r.base));
+  if (r.metrics.some((m) => m.verdict.n.base < 2 || m.verdict.n.head < 2)) {
+    lines.push('> Single measurements are judged by their reference thresholds only; repeat the benchmark (an array of values per metric) for a statistical verdict.', '');
+  }
+  for (const n of r.notes ?? []) lines.push(`> note: ${cell(n)}`);
+  if ((r.notes ?? []).length > 0) lines.push('');
+  const footer = [r.runUrl ? `[the run](${r.runUrl})` : null, 'verdicts: Mann–Whitney U test, bootstrap CI of the change of medians, reference thresholds'].filter(
+    (x): x is string => x !== null,
+  );
+  lines.push(`<sub>${footer.join(' · ')}</sub>`, '', reportMarker(r.pipeline), '');
+  return lines.join('\n');
+}
