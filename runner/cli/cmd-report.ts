@@ -1,15 +1,24 @@
-/** `hpcflow report`: the metrics verdict of a pull request as one sticky comment (and a commit status). */
+/** `hpcflow report`: the metrics verdict of a pull request as one sticky comment (and a commit status, optionally a check run). */
 import * as fs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { basename, posix, resolve } from 'node:path';
 import git from 'isomorphic-git';
 import { HpcflowError } from '../errors.js';
 import type { GitHubClient } from '../github/client.js';
-import { createGitHubClient, githubCall } from '../github/client.js';
+import { createGitHubClient, forbiddenMessage, githubCall } from '../github/client.js';
 import type { ReportSide } from '../github/render.js';
-import { OVERALL, renderReport } from '../github/render.js';
+import { OVERALL, renderCheckOutput, renderReport } from '../github/render.js';
 import type { MetricSeries, ReportReferences, StageOutcomeInfo } from '../github/report-model.js';
-import { judgeMetrics, overallVerdict, parseReferences, repeatedMetrics, stageOutcomes, statusState } from '../github/report-model.js';
+import {
+  checkConclusion,
+  failsOnRegression,
+  judgeMetrics,
+  overallVerdict,
+  parseReferences,
+  repeatedMetrics,
+  stageOutcomes,
+  statusState,
+} from '../github/report-model.js';
 import { upsertStickyComment } from '../github/sticky-comment.js';
 import type { HistoryRepo } from '../history/git-history.js';
 import { newestRecordAt, openHistory, resolveCommit, startCommit } from '../history/git-history.js';
@@ -25,7 +34,9 @@ Usage: hpcflow report --pr N [options]
 Reads the committed metrics (as 'hpcflow metrics show' does) at the head and at the base, decides
 a verdict per metric (repeated measurements — an array of numbers per metric — by a Mann–Whitney
 test with a bootstrap CI; single values by reference thresholds only), and creates or updates ONE
-comment per pipeline on the pull request (found by a hidden marker), plus a commit status.
+comment per pipeline on the pull request (found by a hidden marker), plus a commit status and,
+with --check-run, a check run. The comment has a table of the metrics and, when both sides have
+metrics, a Mermaid bar chart of head relative to base (base = 100), the most changed first.
 
 Options:
   --pr N                     the pull request number (required)
@@ -43,8 +54,15 @@ Options:
   --alpha P                  significance level (default 0.05)
   --min-effect F             smallest relative change that counts (default 0.02)
   --no-status                do not set the commit status hpcflow/<pipeline>
+  --check-run                also create a completed check run hpcflow/<pipeline> on the head commit
+                             (conclusion success, failure, or neutral when inconclusive; output:
+                             the headline and the metrics table). Needs a GitHub App token (the
+                             Actions GITHUB_TOKEN with checks: write is one); a 403 is a warning
+                             and the comment and commit status stand
+  --fail-on-regression       exit 1 when the verdict is a regression or a stage failure (after
+                             posting; with --dry-run, after printing)
   --dry-run                  print the markdown; post nothing (no token needed)
-  --json                     print { verdict, comment, status } as JSON
+  --json                     print { verdict, markdown, comment, status, checkRun } as JSON
   -C, --workspace DIR
 
 Environment: HPCFLOW_GITHUB_TOKEN or GITHUB_TOKEN (never printed), GITHUB_API_URL (GitHub Enterprise).
@@ -63,6 +81,8 @@ const OPTIONS = {
   alpha: { type: 'string' },
   'min-effect': { type: 'string' },
   'no-status': { type: 'boolean', default: false },
+  'check-run': { type: 'boolean', default: false },
+  'fail-on-regression': { type: 'boolean', default: false },
   'dry-run': { type: 'boolean', default: false },
 } as const;
 
@@ -232,7 +252,7 @@ export async function cmdReport(args: readonly string[], io: CliIO, deps: Report
   });
   const notes = [...head.notes, ...(base?.notes ?? [])];
   if (base === null) notes.push('no base results found: pass --base REV to compare with a base');
-  const markdown = renderReport({
+  const reportInput = {
     pipeline,
     head: head.side,
     base: base?.side ?? null,
@@ -241,19 +261,21 @@ export async function cmdReport(args: readonly string[], io: CliIO, deps: Report
     runOk: head.ok,
     ...(runUrl !== undefined ? { runUrl } : {}),
     notes,
-  });
+  };
+  const markdown = renderReport(reportInput);
   const verdict = overallVerdict(head.stages, metrics, head.ok);
+  const exitCode = values['fail-on-regression'] && failsOnRegression(verdict) ? EXIT.stageFailed : EXIT.ok;
 
   if (dryRun || gh === null || target === null) {
-    if (values.json) io.out(`${JSON.stringify({ verdict, markdown, comment: null, status: null })}\n`);
+    if (values.json) io.out(`${JSON.stringify({ verdict, markdown, comment: null, status: null, checkRun: null })}\n`);
     else io.out(markdown);
-    return EXIT.ok;
+    return exitCode;
   }
 
   const sticky = await upsertStickyComment(gh, { owner: target.owner, repo: target.repo, issueNumber: prNumber, pipeline }, markdown);
+  const sha = prHeadSha ?? head.inputCommit ?? head.side.commit;
   let status: { sha: string; state: string; context: string } | null = null;
   if (!values['no-status']) {
-    const sha = prHeadSha ?? head.inputCommit ?? head.side.commit;
     const state = statusState(verdict);
     const context = `hpcflow/${pipeline}`;
     const description = `${OVERALL[verdict].word} (${metrics.length} metric${metrics.length === 1 ? '' : 's'})`.slice(0, 140);
@@ -266,7 +288,47 @@ export async function cmdReport(args: readonly string[], io: CliIO, deps: Report
     );
     status = { sha, state, context };
   }
-  if (values.json) io.out(`${JSON.stringify({ verdict, markdown, comment: sticky, status })}\n`);
-  else io.out(`${OVERALL[verdict].emoji} ${OVERALL[verdict].word}: comment ${sticky.action} ${sticky.url}${status ? `; status ${status.context} = ${status.state}` : ''}\n`);
-  return EXIT.ok;
+  let checkRun: { id: number; sha: string; name: string; conclusion: string; url: string } | null = null;
+  if (values['check-run']) {
+    const name = `hpcflow/${pipeline}`;
+    const conclusion = checkConclusion(verdict);
+    const client = gh;
+    const { owner, repo: repoName } = target;
+    try {
+      const res = await githubCall(
+        `create the check run ${name} on ${sha.slice(0, 12)}`,
+        () =>
+          client.rest.checks.create({
+            owner,
+            repo: repoName,
+            name,
+            head_sha: sha,
+            status: 'completed',
+            conclusion,
+            completed_at: new Date().toISOString(),
+            output: renderCheckOutput(reportInput),
+            ...(runUrl !== undefined ? { details_url: runUrl } : {}),
+          }),
+        { write: true },
+      );
+      checkRun = { id: res.data.id, sha, name, conclusion, url: res.data.html_url ?? res.data.url };
+    } catch (e) {
+      const forbidden = forbiddenMessage((e as { cause?: unknown }).cause ?? e);
+      if (forbidden === null) throw e;
+      io.err(
+        `hpcflow: warning: cannot create the check run ${name}: GitHub refused (403 ${forbidden}); ` +
+          `check runs need a GitHub App token (the Actions GITHUB_TOKEN with permissions checks: write); the comment${status ? ' and the commit status stand' : ' stands'}\n`,
+      );
+    }
+  }
+  if (values.json) io.out(`${JSON.stringify({ verdict, markdown, comment: sticky, status, checkRun })}\n`);
+  else {
+    const parts = [
+      `comment ${sticky.action} ${sticky.url}`,
+      ...(status ? [`status ${status.context} = ${status.state}`] : []),
+      ...(checkRun ? [`check run ${checkRun.name} = ${checkRun.conclusion}`] : []),
+    ];
+    io.out(`${OVERALL[verdict].emoji} ${OVERALL[verdict].word}: ${parts.join('; ')}\n`);
+  }
+  return exitCode;
 }

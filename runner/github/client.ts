@@ -122,6 +122,16 @@ export function isReadOnlyTokenError(e: unknown): boolean {
 }
 
 /**
+ * GitHub's message when `e` is a 403 refusal of permission (not a rate limit), else null: e.g.
+ * a check run written with a token that is not a GitHub App's.
+ */
+export function forbiddenMessage(e: unknown): string | null {
+  if (!isRequestError(e) || e.status !== 403) return null;
+  const msg = githubMessage(e);
+  return /rate limit/i.test(msg) ? null : msg;
+}
+
+/**
  * Run one GitHub call of `what` (e.g. 'post the report comment on octo/repo#5') and turn its
  * failures into HpcflowErrors a person can act on; the token never appears in the message.
  */

@@ -1,7 +1,8 @@
 /**
  * PURE: the markdown of the pull-request report comment — a header with the overall verdict,
  * the stages that re-ran and why, a metrics table head vs base (change, spread, verdict and its
- * reason), a link to the run, and a footer with the sticky marker.
+ * reason), a Mermaid bar chart of head relative to base, a link to the run, and a footer with the
+ * sticky marker. Also the title and summary of the check run (headline and table).
  */
 import type { VerdictKind } from '../metrics/verdict.js';
 import type { MetricReport, OverallVerdict, StageOutcomeInfo } from './report-model.js';
@@ -145,6 +146,51 @@ function metricsSection(metrics: readonly MetricReport[], base: ReportSide | nul
   return lines;
 }
 
+/** Most metrics in the chart (the most changed). */
+export const CHART_MAX_METRICS = 8;
+
+/** A Mermaid string: no double quotes or line breaks (Mermaid has no escape for them). */
+function mermaidString(s: string): string {
+  return `"${s.replace(/"/g, "'").replace(/[\r\n]+/g, ' ').trim()}"`;
+}
+
+/**
+ * A Mermaid `xychart-beta` bar chart of head relative to base (base = 100, drawn as a line) for
+ * the metrics measured on both sides with a non-zero base median, the most changed first (at
+ * most CHART_MAX_METRICS); [] when there are none. Pure.
+ */
+export function renderChart(metrics: readonly MetricReport[]): string[] {
+  const points = metrics
+    .filter((m) => m.base.length > 0 && m.head.length > 0)
+    .map((m, i) => ({ m, i, rel: (median(m.head) / median(m.base)) * 100 }))
+    .filter((p) => Number.isFinite(p.rel))
+    .sort((a, b) => Math.abs(b.rel - 100) - Math.abs(a.rel - 100) || a.i - b.i)
+    .slice(0, CHART_MAX_METRICS);
+  if (points.length === 0) return [];
+  const oneStage = new Set(points.map((p) => p.m.stage)).size === 1;
+  const arrow = (m: MetricReport): string => (m.verdict.direction === 'higher-is-better' ? '↑' : '↓');
+  const labels = points.map((p) => mermaidString(`${oneStage ? p.m.metric : `${p.m.stage}:${p.m.metric}`} ${arrow(p.m)}`));
+  const values = points.map((p) => String(+p.rel.toFixed(1)));
+  const top = Math.max(110, Math.ceil((Math.max(...points.map((p) => p.rel)) * 1.1) / 10) * 10);
+  const omitted = metrics.filter((m) => m.base.length > 0 && m.head.length > 0).length - points.length;
+  const lines = [
+    '### Head vs base',
+    '',
+    '```mermaid',
+    'xychart-beta',
+    `  title ${mermaidString(`Head as % of base (base = 100)${oneStage ? `, stage ${points[0]?.m.stage ?? ''}` : ''}`)}`,
+    `  x-axis [${labels.join(', ')}]`,
+    `  y-axis "% of base" 0 --> ${top}`,
+    `  bar [${values.join(', ')}]`,
+    `  line [${points.map(() => '100').join(', ')}]`,
+    '```',
+    '',
+  ];
+  const tail = omitted > 0 ? ` The ${omitted} least changed metric${omitted === 1 ? ' is' : 's are'} left out.` : '';
+  lines.push(`Bars: head median as % of base median, most changed first (↑ higher is better, ↓ lower is better); the line marks the base.${tail}`, '');
+  return lines;
+}
+
 function summaryLine(metrics: readonly MetricReport[]): string {
   const counts = new Map<VerdictKind, number>();
   for (const m of metrics) counts.set(m.verdict.kind, (counts.get(m.verdict.kind) ?? 0) + 1);
@@ -153,16 +199,37 @@ function summaryLine(metrics: readonly MetricReport[]): string {
   return parts.length === 0 ? 'no metrics' : parts.join(', ');
 }
 
+function headline(r: ReportInput): string {
+  const o = OVERALL[overallVerdict(r.stages, r.metrics, r.runOk ?? null)];
+  return `${o.emoji} hpcflow · ${cell(r.pipeline)}: ${o.word}`;
+}
+
+function headBaseLine(r: ReportInput): string {
+  const baseText = r.base ? `${code(r.base.rev)} (${code(r.base.commit.slice(0, 7))}, run ${code(r.base.runId)})` : 'no base results';
+  return `Head ${code(r.head.rev)} (${code(r.head.commit.slice(0, 7))}, run ${code(r.head.runId)}) vs base ${baseText}: ${summaryLine(r.metrics)}.`;
+}
+
+/** GitHub's limit on a check run's output.summary. */
+export const CHECK_SUMMARY_MAX = 65535;
+
+/** The check run's output: the comment's headline as title, its head/base line and metrics table as summary. Pure. */
+export function renderCheckOutput(r: ReportInput): { title: string; summary: string } {
+  let summary = [headBaseLine(r), '', ...metricsSection(r.metrics, r.base)].join('\n');
+  if (summary.length > CHECK_SUMMARY_MAX) {
+    const more = '\n\n… (truncated: see the pull request comment)';
+    summary = summary.slice(0, CHECK_SUMMARY_MAX - more.length) + more;
+  }
+  return { title: headline(r), summary };
+}
+
 /** The comment's markdown, ending with the sticky marker. */
 export function renderReport(r: ReportInput): string {
-  const overall = overallVerdict(r.stages, r.metrics, r.runOk ?? null);
-  const o = OVERALL[overall];
   const lines: string[] = [];
-  lines.push(`## ${o.emoji} hpcflow · ${cell(r.pipeline)}: ${o.word}`, '');
-  const baseText = r.base ? `${code(r.base.rev)} (${code(r.base.commit.slice(0, 7))}, run ${code(r.base.runId)})` : 'no base results';
-  lines.push(`Head ${code(r.head.rev)} (${code(r.head.commit.slice(0, 7))}, run ${code(r.head.runId)}) vs base ${baseText}: ${summaryLine(r.metrics)}.`, '');
+  lines.push(`## ${headline(r)}`, '');
+  lines.push(headBaseLine(r), '');
   lines.push(...stagesSection(r.stages));
   lines.push(...metricsSection(r.metrics, r.base));
+  lines.push(...renderChart(r.metrics));
   if (r.metrics.some((m) => m.verdict.n.base < 2 || m.verdict.n.head < 2)) {
     lines.push('> Single measurements are judged by their reference thresholds only; repeat the benchmark (an array of values per metric) for a statistical verdict.', '');
   }

@@ -177,3 +177,14 @@ export function overallVerdict(stages: readonly StageOutcomeInfo[], metrics: rea
 export function statusState(v: OverallVerdict): 'success' | 'failure' {
   return v === 'failure' || v === 'regression' ? 'failure' : 'success';
 }
+
+/** The check run conclusion of a verdict: failure as the commit status; inconclusive is neutral. */
+export function checkConclusion(v: OverallVerdict): 'success' | 'failure' | 'neutral' {
+  if (v === 'failure' || v === 'regression') return 'failure';
+  return v === 'inconclusive' ? 'neutral' : 'success';
+}
+
+/** Does `--fail-on-regression` fail on this verdict? */
+export function failsOnRegression(v: OverallVerdict): boolean {
+  return v === 'failure' || v === 'regression';
+}

@@ -199,6 +199,77 @@ describe('hpcflow report', () => {
     expect(gh.requests()).toHaveLength(0);
   });
 
+  it('--check-run creates a completed check run (validated against the OpenAPI) besides the status', async () => {
+    const r = await report(['--check-run', '--run-url', 'https://ci.example.org/run/7']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/status hpcflow\/heat = success; check run hpcflow\/heat = success/);
+    const creates = gh.requests().filter((q) => q.operationId === 'checks/create');
+    expect(creates.map((q) => q.status)).toEqual([201]);
+    const runs = [...gh.state.checkRuns.values()];
+    expect(runs).toHaveLength(1);
+    expect(runs[0]?.fields).toMatchObject({
+      name: 'hpcflow/heat',
+      head_sha: headInput,
+      status: 'completed',
+      conclusion: 'success',
+      details_url: 'https://ci.example.org/run/7',
+      output: { title: '🟢 hpcflow · heat: Improvement' },
+    });
+    const summary = (runs[0]?.fields.output as { summary?: string } | undefined)?.summary ?? '';
+    expect(summary).toContain('| solve | time.total |');
+    expect(summary).not.toContain(reportMarker('heat'));
+    expect(gh.state.statuses).toHaveLength(1);
+    // The comment has the chart.
+    expect(gh.state.commentsOf(PR)[0]?.body).toContain('```mermaid\nxychart-beta');
+  });
+
+  it('--check-run: a 403 (no GitHub App token) is a warning; the comment and status stand', async () => {
+    const c = capture();
+    const client = (io: CliIO): ReturnType<typeof createGitHubClient> => {
+      const octokit = fast.client(io);
+      // The fake refuses the check run only (403 like GitHub to a token that is not an App's).
+      octokit.hook.before('request', (options) => {
+        if (String(options.url).includes('/check-runs')) gh.failNext(1, 403);
+      });
+      return octokit;
+    };
+    const code = await cmdReport([...ARGS, '--check-run', '--json'], c.io, { client });
+    expect(code).toBe(0);
+    expect(c.err()).toMatch(/warning: cannot create the check run hpcflow\/heat: GitHub refused \(403 .*\).*GitHub App token.*comment and the commit status stand/);
+    expect(c.err()).not.toContain(gh.token);
+    expect(gh.requests().filter((q) => q.operationId === undefined || q.path.includes('check-runs')).map((q) => q.status)).toEqual([403]);
+    expect(gh.state.checkRuns.size).toBe(0);
+    expect(gh.state.commentsOf(PR)).toHaveLength(1);
+    expect(gh.state.statuses).toHaveLength(1);
+    expect(JSON.parse(c.out())).toMatchObject({ verdict: 'improvement', checkRun: null, status: { state: 'success' } });
+  });
+
+  it('--check-run: other failures of the check run are errors', async () => {
+    const c = capture();
+    const client = (io: CliIO): ReturnType<typeof createGitHubClient> => {
+      const octokit = fast.client(io);
+      octokit.hook.before('request', (options) => {
+        if (String(options.url).includes('/check-runs')) gh.failNext(1, 404);
+      });
+      return octokit;
+    };
+    const e = await cmdReport([...ARGS, '--check-run'], c.io, { client }).catch((x: unknown) => x);
+    expect(isHpcflowError(e, 'HPCFLOW_GITHUB') && e.message).toMatch(/cannot create the check run hpcflow\/heat.*404/);
+  });
+
+  it('--fail-on-regression exits 1 after posting a regression, 0 for an improvement', async () => {
+    // Swapped sides: the base's results as head, the pull request's as base: slower, fewer gflops.
+    const bad = await report(['--head', 'main', '--base', 'pr', '--fail-on-regression', '--check-run']);
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/Performance regression: comment created .*status hpcflow\/heat = failure; check run hpcflow\/heat = failure/);
+    expect(gh.state.commentsOf(PR)[0]?.body).toContain('🔴 hpcflow · heat: Performance regression');
+    expect([...gh.state.checkRuns.values()][0]?.fields.conclusion).toBe('failure');
+
+    expect((await report(['--head', 'main', '--base', 'pr'])).code).toBe(0);
+    expect((await report(['--fail-on-regression'])).code).toBe(0);
+    expect((await report(['--head', 'main', '--base', 'pr', '--fail-on-regression', '--dry-run'], capture({}))).code).toBe(1);
+  });
+
   it('needs a token to post', async () => {
     const e = await cmdReport(ARGS, capture({}).io).catch((x: unknown) => x);
     expect(isHpcflowError(e, 'HPCFLOW_USAGE') && e.message).toMatch(/no GitHub token: set HPCFLOW_GITHUB_TOKEN or GITHUB_TOKEN/);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { cell, num, quantile, renderReport, type ReportInput } from '../../../runner/github/render.js';
+import { CHART_MAX_METRICS, CHECK_SUMMARY_MAX, cell, num, quantile, renderChart, renderCheckOutput, renderReport, type ReportInput } from '../../../runner/github/render.js';
 import type { MetricSeries, StageOutcomeInfo } from '../../../runner/github/report-model.js';
-import { judgeMetrics } from '../../../runner/github/report-model.js';
+import { checkConclusion, failsOnRegression, judgeMetrics } from '../../../runner/github/report-model.js';
 import { hasMarker } from '../../../runner/github/sticky-comment.js';
 
 const HEAD = { rev: 'pr-branch', commit: 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678', runId: '20261124T120000Z-headrn' };
@@ -99,6 +99,70 @@ describe('renderReport snapshots', () => {
     const md = renderReport({ pipeline: 'p', head: HEAD, base: BASE, stages: [{ stage: 'a', status: 'up-to-date', reasons: [] }], metrics: [] });
     expect(md).toContain('All 1 stages were up to date: nothing re-ran.');
     expect(md).toContain('No metrics were recorded at the head.');
+  });
+});
+
+describe('renderChart', () => {
+  it('charts head as % of base, the most changed first, at most CHART_MAX_METRICS', () => {
+    const base = Array.from({ length: 10 }, (_, i) => s(i % 2 === 0 ? 'solve' : 'post', `m${i}`, [100]));
+    const head = Array.from({ length: 10 }, (_, i) => s(i % 2 === 0 ? 'solve' : 'post', `m${i}`, [100 + i * (i % 3 === 0 ? -3 : 2)]));
+    const lines = renderChart(judgeMetrics(base, head));
+    const text = lines.join('\n');
+    expect(text).toContain('```mermaid\nxychart-beta\n');
+    const xAxis = lines.find((l) => l.trim().startsWith('x-axis')) ?? '';
+    const labels = xAxis.match(/"[^"]*"/g) ?? [];
+    expect(labels).toHaveLength(CHART_MAX_METRICS);
+    // |change|: m9 27, m6 18, m8 16, m7 14, m5 10, m3 9, m4 8, m2 4; m1 (2) and m0 (0) are left out.
+    expect(labels.slice(0, 3)).toEqual(['"post:m9 ↓"', '"solve:m6 ↓"', '"solve:m8 ↓"']);
+    expect(xAxis).not.toContain('m0 ');
+    expect(xAxis).not.toContain('m1 ');
+    expect(lines.find((l) => l.trim().startsWith('bar'))).toBe('  bar [73, 82, 116, 114, 110, 91, 108, 104]');
+    expect(lines.find((l) => l.trim().startsWith('line'))).toBe(`  line [${Array(CHART_MAX_METRICS).fill('100').join(', ')}]`);
+    expect(text).toContain('The 2 least changed metrics are left out.');
+  });
+
+  it('only charts metrics measured on both sides, with a usable base', () => {
+    expect(renderChart(judgeMetrics([], [s('solve', 't', [1])]))).toEqual([]);
+    expect(renderChart(judgeMetrics([s('solve', 't', [0])], [s('solve', 't', [1])]))).toEqual([]);
+    const lines = renderChart(judgeMetrics([s('solve', 'a"b', [2])], [s('solve', 'a"b', [3]), s('solve', 'new', [1])]));
+    expect(lines.find((l) => l.trim().startsWith('x-axis'))).toBe(`  x-axis ["a'b ↓"]`);
+    expect(lines.find((l) => l.trim().startsWith('y-axis'))).toBe('  y-axis "% of base" 0 --> 170');
+  });
+
+  it('leaves the chart out of a report without base metrics', () => {
+    const md = renderReport({ pipeline: 'heat', head: HEAD, base: null, stages: [], metrics: judgeMetrics([], [s('solve', 't', [1])]) });
+    expect(md).not.toContain('mermaid');
+  });
+});
+
+describe('check run output and verdict mapping', () => {
+  it('is the headline and the metrics table', () => {
+    const input: ReportInput = {
+      pipeline: 'heat',
+      head: HEAD,
+      base: BASE,
+      stages: ranSolve,
+      metrics: judgeMetrics([s('solve', 'gflops', [50, 50.5, 49.8, 50.2, 50])], [s('solve', 'gflops', [58, 58.4, 57.9, 58.1, 58.2])]),
+      runOk: true,
+    };
+    const out = renderCheckOutput(input);
+    expect(out.title).toBe('🟢 hpcflow · heat: Improvement');
+    expect(out.summary).toMatch(/^Head `pr-branch` .* vs base `main`/);
+    expect(out.summary).toContain('| solve | gflops |');
+    expect(out.summary).not.toContain('hpcflow:report');
+    const many = { ...input, metrics: judgeMetrics([], Array.from({ length: 2000 }, (_, i) => s('solve', `metric_${i}_${'x'.repeat(20)}`, [i]))) };
+    const big = renderCheckOutput(many).summary;
+    expect(big.length).toBeLessThanOrEqual(CHECK_SUMMARY_MAX);
+    expect(big).toMatch(/truncated: see the pull request comment\)$/);
+  });
+
+  it('maps the overall verdict', () => {
+    expect(checkConclusion('failure')).toBe('failure');
+    expect(checkConclusion('regression')).toBe('failure');
+    expect(checkConclusion('improvement')).toBe('success');
+    expect(checkConclusion('no-change')).toBe('success');
+    expect(checkConclusion('inconclusive')).toBe('neutral');
+    expect(['failure', 'regression', 'improvement', 'no-change', 'inconclusive'].filter((v) => failsOnRegression(v as never))).toEqual(['failure', 'regression']);
   });
 });
 
