@@ -6,6 +6,7 @@ import { benchDatasetAdd } from './dataset-add.js';
 import { benchDatasetHash } from './dataset-hash.js';
 import { benchDatasetStatus } from './dataset-status.js';
 import { benchHash } from './hash.js';
+import { benchKernels } from './kernels.js';
 import { benchOverhead } from './overhead.js';
 import { benchResultsCommit } from './results-commit.js';
 import { benchSlurm } from './slurm.js';
@@ -14,14 +15,14 @@ import { benchStatus } from './status.js';
 import { ROOT, fmt } from './lib.js';
 
 /**
- * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status results snakemake slurm]`: every comparison is measured side by
+ * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status results snakemake kernels slurm]`: every comparison is measured side by
  * side in one run and reported as medians with quartiles and ratios, because these machines are
  * shared. `slurm` (starts the Slurm test cluster of scripts/slurm-cluster.sh, as root) runs only when named.
  * Writes bench/results/latest.json and .md (a run of named sections: bench/results/<names>.json and
  * .md) and prints a markdown report.
  */
 const IMAGE = 'hpcflow-test/busybox:1';
-type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status' | 'results' | 'snakemake' | 'slurm';
+type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status' | 'results' | 'snakemake' | 'kernels' | 'slurm';
 const picked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const run = (name: BenchName): boolean => (picked.length === 0 ? name !== 'slurm' : picked.includes(name));
 
@@ -228,6 +229,39 @@ async function main(): Promise<void> {
     const k = r.sizes.find((x) => x.stages === 1000);
     md.push('', `Target: no-op status ≥ 10× faster than Snakemake at 1,000 stages: ${k === undefined ? 'not measured' : `×${k.noop.ratio.toFixed(1)} — ${k.noop.ratio >= 10 ? 'met' : 'not met'}`}.`, '');
     for (const s of r.skipped) md.push(`Skipped: ${s}.`, '');
+  }
+  if (run('kernels')) {
+    const r = await benchKernels({ reps: 5, trivialReps: 10, heatN: 1024, heatSteps: 3000, streamNtimes: 6, busybox: IMAGE });
+    results.kernels = r;
+    const cell = (s: { median: number; p25: number; p75: number }): string => `${fmt(s.median)} (${fmt(s.p25)}–${fmt(s.p75)})`;
+    const rc = (s: { median: number; p25: number; p75: number }): string => `${s.median.toFixed(3)} (${s.p25.toFixed(3)}–${s.p75.toFixed(3)})`;
+    md.push(
+      `## Kernels on local Docker: bare vs \`docker run\` vs hpcflow stage (${r.image}, ${r.threads} threads, ${r.reps} reps, alternated, order rotated)`,
+      '',
+      '| kernel | way | kernel ms (p25–p75) | wall ms (p25–p75) | kernel / bare (medians) | kernel / bare, paired (p25–p75) | wall / bare |',
+      '|---|---|---:|---:|---:|---:|---:|',
+    );
+    for (const k of r.kernels) {
+      md.push(
+        `| ${k.name} \`${k.args}\` | bare process | ${cell(k.bare.kernelMs)} | ${cell(k.bare.wallMs)} | 1 | 1 | 1 |`,
+        `| | \`docker run --rm\` | ${cell(k.container.kernelMs)} | ${cell(k.container.wallMs)} | **${k.containerKernelRatio.toFixed(3)}** | ${rc(k.containerKernelRatioPaired)} | ${k.containerWallRatio.toFixed(2)} |`,
+        `| | \`hpcflow run -f\` | ${cell(k.hpcflow.kernelMs)} | ${cell(k.hpcflow.wallMs)} | **${k.hpcflowKernelRatio.toFixed(3)}** | ${rc(k.hpcflowKernelRatioPaired)} | ${k.hpcflowWallRatio.toFixed(2)} |`,
+      );
+    }
+    const st = r.kernels.find((k) => k.gbs !== undefined);
+    if (st?.gbs !== undefined) {
+      const G = st.gbs;
+      md.push('', '| stream, best-of GB/s, median (p25–p75) | copy | scale | add | triad |', '|---|---:|---:|---:|---:|');
+      const g = (s: { median: number; p25: number; p75: number } | undefined): string => (s === undefined ? '—' : `${s.median.toFixed(2)} (${s.p25.toFixed(2)}–${s.p75.toFixed(2)})`);
+      for (const [n, w] of [['bare', G.bare], ['`docker run`', G.container], ['hpcflow', G.hpcflow]] as const) md.push(`| ${n} | ${g(w.copy)} | ${g(w.scale)} | ${g(w.add)} | ${g(w.triad)} |`);
+    }
+    const T = r.trivial;
+    md.push(
+      '',
+      `Trivial command (\`true\`), ${T.reps} reps alternated: bare spawn ${cell(T.spawnTrueMs)} ms; \`docker run --rm ${T.busybox} true\` ${cell(T.dockerRunTrueMs)} ms; ` +
+        `bare dockerode create/start/wait/remove ${cell(T.dockerodeTrueMs)} ms. Kernels section: ${r.totalS.toFixed(0)} s.`,
+      '',
+    );
   }
   if (run('slurm')) {
     const r = await benchSlurm({ latencyReps: 8, stages: 10, kernelReps: 5, heatN: 512, heatSteps: 10000, image: IMAGE });
