@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { HpcflowError } from '../errors.js';
 import { parse } from './args.js';
+import { runOptions } from './cmd-watch.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIO } from './io.js';
 import { HELP } from './main.js';
@@ -34,22 +35,16 @@ export async function cmdServe(args: readonly string[], io: CliIO): Promise<numb
   const root = resolve(io.cwd, values.workdir);
   const { startWebhookServer } = await import('../triggers/serve.js');
   const { BranchQueue } = await import('../triggers/watch.js');
-  const { isResultsCommit } = await import('../git/results.js');
   const abort = new AbortController();
-  const token = io.env.HPCFLOW_GIT_TOKEN;
   const say = (line: string): void => io.out(`${new Date().toISOString()} ${line}\n`);
+  const run = await runOptions(io, values.url, extra, abort.signal);
   const queue = new BranchQueue((branch) => ({
-    url: values.url as string,
+    ...run,
     branch,
     workdir: join(root, branch.replace(/[^A-Za-z0-9._-]+/g, '_')),
     intervalMs: 0,
     once: true,
-    ...(token !== undefined && token !== '' ? { token } : {}),
-    runArgv: [process.argv[1] ?? 'hpcflow', 'run', '--commit-results', '--push', ...extra],
-    env: io.env,
-    signal: abort.signal,
     log: (line) => say(`[${branch}] ${line}`),
-    isResultsCommit,
   }));
   const server = await startWebhookServer({
     host: values.host,

@@ -35,26 +35,19 @@ export async function cmdWatch(args: readonly string[], io: CliIO): Promise<numb
   if (!Number.isFinite(interval) || interval <= 0) throw new HpcflowError('HPCFLOW_USAGE', `--interval must be a positive number of seconds (got '${values.interval}')`);
   const workdir = resolve(io.cwd, values.workdir ?? `.hpcflow-watch/${values.branch.replace(/[^A-Za-z0-9._-]+/g, '_')}`);
   const lockFile = `${workdir}.watch.lock`;
-  const { watch } = await import('../triggers/watch.js');
-  const { isResultsCommit } = await import('../git/results.js');
+  const { upToDate, watch } = await import('../triggers/watch.js');
   const abort = new AbortController();
   const stop = (): void => abort.abort();
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  const token = io.env.HPCFLOW_GIT_TOKEN;
   const opts = {
-    url: values.url,
+    ...(await runOptions(io, values.url, extra, abort.signal)),
     branch: values.branch,
     workdir,
     intervalMs: interval * 1000,
     once: values.once,
     queue,
-    ...(token !== undefined && token !== '' ? { token } : {}),
-    runArgv: [process.argv[1] ?? 'hpcflow', 'run', '--commit-results', '--push', ...extra],
-    env: io.env,
-    signal: abort.signal,
     log: (line: string) => io.out(`${new Date().toISOString()} [watch ${values.branch}] ${line}\n`),
-    isResultsCommit,
   };
   try {
     for (;;) {
@@ -77,16 +70,27 @@ export async function cmdWatch(args: readonly string[], io: CliIO): Promise<numb
       }
       if (!values.once || abort.signal.aborted) return failed ? EXIT.stageFailed : EXIT.ok;
       // A push that arrived while we held the lock found it held and left: look once more.
-      const { remoteTip } = await import('../triggers/watch.js');
-      const { default: git } = await import('isomorphic-git');
-      const fs = await import('node:fs');
-      const tip = await remoteTip(opts.url, opts.branch, opts.token);
-      const head = await git.resolveRef({ fs, dir: workdir, ref: `refs/remotes/origin/${opts.branch}` }).catch(() => null);
-      const local = await git.resolveRef({ fs, dir: workdir, ref: `refs/heads/${opts.branch}` }).catch(() => null);
-      if (tip === null || tip === head || tip === local) return failed ? EXIT.stageFailed : EXIT.ok;
+      if (await upToDate(opts)) return failed ? EXIT.stageFailed : EXIT.ok;
     }
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
   }
+}
+
+/**
+ * What `watch` and `serve` run in their clones, and how: `hpcflow run --commit-results --push`
+ * plus the run options given after `--`, the token from HPCFLOW_GIT_TOKEN, the loop guard.
+ */
+export async function runOptions(io: CliIO, url: string, extra: readonly string[], signal: AbortSignal) {
+  const { isResultsCommit } = await import('../git/trailers.js');
+  const token = io.env.HPCFLOW_GIT_TOKEN;
+  return {
+    url,
+    ...(token !== undefined && token !== '' ? { token } : {}),
+    runArgv: [process.argv[1] ?? 'hpcflow', 'run', '--commit-results', '--push', ...extra],
+    env: io.env,
+    signal,
+    isResultsCommit,
+  };
 }

@@ -107,6 +107,16 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
     return p;
   };
 
+  /** The stage's image, or the outcome of failing to get it (canceled when the run was aborted). */
+  const imageOrOutcome = async (stage: Stage): Promise<ResolvedImage | StageOutcome> => {
+    try {
+      return await prepare(stage.image);
+    } catch (e) {
+      if (cancelAll.signal.aborted) return { status: 'canceled' };
+      return { status: 'failed', fingerprint: null, error: (e as Error).message, reasons: [] };
+    }
+  };
+
   const stageHooks = (stage: Stage) => ({ onLog: (stream: LogStream, line: string) => o.onEvent({ type: 'stage-log', stage: stage.id, stream, line }) });
 
   /** The kernel's binaries for this stage (compiled once per key), as the stage's environment. */
@@ -177,13 +187,8 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
       if (h.job !== null) jobs.set(u, h.job);
       upKeys[u] = h.key ?? '';
     });
-    let image: ResolvedImage;
-    try {
-      image = await prepare(stage.image);
-    } catch (e) {
-      if (cancelAll.signal.aborted) return { status: 'canceled' };
-      return { status: 'failed', fingerprint: null, error: (e as Error).message, reasons: [] };
-    }
+    const image = await imageOrOutcome(stage);
+    if ('status' in image) return image;
     const pre = await hashDeps(stage, o.graph, (producer) => (jobs.has(producer) ? { state: 'pending' } : { state: 'disk' }), o.hashPath, o.datasetDep);
     const blockers = pre.blockers.filter((r) => r.kind !== 'upstream-runs');
     if (blockers.length > 0) return { status: 'failed', fingerprint: null, error: blockers.map(describeBlocker).join('; '), reasons: blockers };
@@ -235,13 +240,8 @@ export async function runStages(o: RunOptions): Promise<RunSummary> {
     }
     if (stopping || cancelAll.signal.aborted) return { status: 'not-started' };
 
-    let image: ResolvedImage;
-    try {
-      image = await prepare(stage.image);
-    } catch (e) {
-      if (cancelAll.signal.aborted) return { status: 'canceled' };
-      return { status: 'failed', fingerprint: null, error: (e as Error).message, reasons: [] };
-    }
+    const image = await imageOrOutcome(stage);
+    if ('status' in image) return image;
     const upstream: Record<string, string> = {};
     for (const u of ups) {
       const fp = fingerprintOfOutcome(outcomes.get(u)) ?? stages[u]?.fingerprint;

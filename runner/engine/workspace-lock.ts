@@ -20,6 +20,21 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * The pid holding the lock `file` as acquireWorkspaceLock judges it — a live process on this host,
+ * or any owner on another host — or null (free, stale, unreadable).
+ */
+export function liveLockOwner(file: string): number | null {
+  let owner: LockOwner;
+  try {
+    owner = JSON.parse(readFileSync(file, 'utf8')) as LockOwner;
+  } catch {
+    return null;
+  }
+  if (!Number.isInteger(owner.pid) || owner.pid <= 0) return null;
+  return owner.host !== hostname() || alive(owner.pid) ? owner.pid : null;
+}
+
+/**
  * Serialises runs on one workspace: an exclusive-create lock file holding the owner's pid.
  * A lock left by a dead process on this host is taken over; a live one is a clear error.
  * Returns the release function.

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import { execa } from 'execa';
+import { liveLockOwner } from '../engine/workspace-lock.js';
 import { HpcflowError } from '../errors.js';
 
 export interface WatchOptions {
@@ -128,27 +129,19 @@ export async function watchOnce(o: WatchOptions, last: string | null): Promise<W
 async function waitForRun(o: WatchOptions): Promise<void> {
   const file = join(o.workdir, '.hpcflow', 'tmp', 'run.lock');
   let said = false;
-  while (!o.signal.aborted) {
-    let pid: number;
-    try {
-      pid = Number((JSON.parse(fs.readFileSync(file, 'utf8')) as { pid?: unknown }).pid);
-    } catch {
-      return;
-    }
-    if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  for (let pid = liveLockOwner(file); pid !== null && !o.signal.aborted; pid = liveLockOwner(file)) {
     if (!said) o.log(`a run (pid ${pid}) is still going in ${o.workdir}: waiting for it`);
     said = true;
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** The remote's tip is what this clone last fetched or checked out (nothing new to run). */
+export async function upToDate(o: WatchOptions): Promise<boolean> {
+  const tip = await remoteTip(o.url, o.branch, o.token);
+  if (tip === null) return true;
+  const at = (ref: string): Promise<string | null> => git.resolveRef({ fs, dir: o.workdir, ref }).catch(() => null);
+  return tip === (await at(`refs/remotes/origin/${o.branch}`)) || tip === (await at(`refs/heads/${o.branch}`));
 }
 
 /** Follow the branch until aborted (or, with `once`, until no new commit is left). */
