@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashFile } from '../../runner/fingerprint/hash-file.js';
 import { parseLockfile } from '../../runner/lockfile/lockfile.js';
 import { BIN, events, hpcflow } from '../helpers/cli.js';
+import { recordFaults } from '../helpers/fault-ledger.js';
 
 /**
  * Crash safety: SIGKILL the runner at random moments of a run (hashing, image build, a stage
@@ -125,6 +126,6 @@ describe('SIGKILL at random points of a run', () => {
     }
     const st = await hpcflow(['status', '--check'], ws);
     expect(st.code, st.stdout).toBe(0);
-    process.stderr.write(`crash test: faults injected ${faults}, runs recovered 1, stages finished by killed runs ${finished.size}, re-run ${reran.length}, data lost 0\n`);
+    recordFaults({ scenario: 'SIGKILL of the runner mid-run', injected: faults, recovered: 1, lost: lost.length });
   }, 300_000);
 });

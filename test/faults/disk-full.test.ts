@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashFile } from '../../runner/fingerprint/hash-file.js';
 import { events, hpcflow } from '../helpers/cli.js';
+import { recordFaults } from '../helpers/fault-ledger.js';
 
 /**
  * The disk filling up during a cache write: the cache directory is a 4 MiB tmpfs and a stage
@@ -66,5 +67,6 @@ describe('disk full during a cache write', () => {
     expect(again.code, again.stderr).toBe(0);
     const ran = events(again.stdout).filter((e) => e.type === 'stage-end' && (e.outcome as { status: string }).status === 'ran').map((e) => e.stage);
     expect(ran).toEqual(['f/big']);
+    recordFaults({ scenario: 'disk full during a cache write', injected: 1, recovered: 1, lost: 0 });
   });
 });
