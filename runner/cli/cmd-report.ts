@@ -20,6 +20,8 @@ import {
   statusState,
 } from '../github/report-model.js';
 import { upsertStickyComment } from '../github/sticky-comment.js';
+import type { SamplesFile } from '../measure/samples.js';
+import { describeSamples, parseSamples, toSeries } from '../measure/samples.js';
 import type { HistoryRepo } from '../history/git-history.js';
 import { newestRecordAt, openHistory, resolveCommit, startCommit } from '../history/git-history.js';
 import { COMMON_OPTIONS, parse } from './args.js';
@@ -51,6 +53,9 @@ Options:
                                "direction": "lower-is-better" } } }
   --system NAME              the system key of the references (default '*')
   --pipeline NAME            the name in the comment's marker (default: the workspace's directory)
+  --samples FILE.json        judge on the samples 'hpcflow measure' took (base and head run
+                             alternately on the same machine or Slurm allocation) instead of the
+                             committed metrics; their commits must be the report's head and base
   --alpha P                  significance level (default 0.05)
   --min-effect F             smallest relative change that counts (default 0.02)
   --no-status                do not set the commit status hpcflow/<pipeline>
@@ -84,6 +89,7 @@ const OPTIONS = {
   'check-run': { type: 'boolean', default: false },
   'fail-on-regression': { type: 'boolean', default: false },
   'dry-run': { type: 'boolean', default: false },
+  samples: { type: 'string' },
 } as const;
 
 /** Test seams: the GitHub client options (baseUrl, retry timings). */
@@ -110,6 +116,26 @@ function parseFraction(flag: string, v: string | undefined, ok: (x: number) => b
 export function actionsRunUrl(env: Readonly<Record<string, string | undefined>>): string | undefined {
   const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: id } = env;
   return server && repo && id ? `${server.replace(/\/+$/, '')}/${repo}/actions/runs/${id}` : undefined;
+}
+
+function loadSamples(file: string, io: CliIO): SamplesFile {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(resolve(io.cwd, file), 'utf8'));
+  } catch (e) {
+    throw usage(`cannot read the samples ${file}: ${(e as Error).message}`, "the file 'hpcflow measure' wrote");
+  }
+  return parseSamples(json, file);
+}
+
+/** The samples must have been measured at the commits the report is about. */
+function checkSamplesMatch(samples: SamplesFile, file: string, side: 'head' | 'base', s: Side | null): void {
+  if (s === null) return;
+  const ids = [s.side.commit, s.inputCommit].filter((x): x is string => x !== null);
+  const got = samples[side].commit;
+  if (!ids.includes(got)) {
+    throw usage(`${file} measured the ${side} at ${got.slice(0, 12)}, but the report's ${side} is ${s.side.rev} (${ids.map((x) => x.slice(0, 12)).join(', input ')})`, `measure the pull request's own ${side} (hpcflow measure --base … --head …), or name it with --${side}`);
+  }
 }
 
 function loadReferences(file: string | undefined, io: CliIO): ReportReferences | undefined {
@@ -244,18 +270,24 @@ export async function cmdReport(args: readonly string[], io: CliIO, deps: Report
   const baseStart = await resolveBase(repo, values.base, prBaseRef);
   const base = baseStart === null ? null : await readSide(repo, baseStart.oid, baseStart.name);
 
-  const metrics = judgeMetrics(base?.series ?? [], head.series, {
+  const samples = values.samples === undefined ? null : loadSamples(values.samples, io);
+  if (samples !== null) {
+    checkSamplesMatch(samples, values.samples as string, 'head', head);
+    checkSamplesMatch(samples, values.samples as string, 'base', base);
+  }
+  const metrics = judgeMetrics(samples !== null ? toSeries(samples.samples.base) : (base?.series ?? []), samples !== null ? toSeries(samples.samples.head) : head.series, {
     ...(references ? { references } : {}),
     ...(values.system !== undefined ? { system: values.system } : {}),
     ...(alpha !== undefined ? { alpha } : {}),
     ...(minEffect !== undefined ? { minEffect } : {}),
   });
   const notes = [...head.notes, ...(base?.notes ?? [])];
-  if (base === null) notes.push('no base results found: pass --base REV to compare with a base');
+  if (base === null && samples === null) notes.push('no base results found: pass --base REV to compare with a base');
   const reportInput = {
     pipeline,
     head: head.side,
-    base: base?.side ?? null,
+    base: base?.side ?? (samples !== null ? { rev: samples.base.rev, commit: samples.base.commit, runId: '' } : null),
+    ...(samples !== null ? { measured: describeSamples(samples) } : {}),
     stages: head.stages,
     metrics,
     runOk: head.ok,

@@ -50,9 +50,24 @@ export async function openFromArgs(v: CommonValues, io: CliIO): Promise<CliWorks
 export async function executorFor(ws: CliWorkspace, io: CliIO): Promise<Executor> {
   const docker = await dockerExecutor(io);
   if (ws.executorName !== 'slurm') return docker;
-  const { SlurmExecutor } = await import('../executors/slurm/slurm-executor.js');
   const { DEFAULT_SLURM_SITE } = await import('../executors/slurm/types.js');
-  const ex = new SlurmExecutor({ site: ws.siteConfig?.slurm ?? DEFAULT_SLURM_SITE, workspace: ws.root, images: docker });
+  const site = ws.siteConfig?.slurm ?? DEFAULT_SLURM_SITE;
+  const allocation = io.env.HPCFLOW_SLURM_ALLOCATION;
+  if (allocation !== undefined && allocation !== '') {
+    // Inside an allocation the caller holds: every stage is a job step of it.
+    const { SlurmStepExecutor, parseAllocation } = await import('../executors/slurm/step-executor.js');
+    const { expandHostlist, slurmCommands } = await import('../executors/slurm/slurm-cli.js');
+    const id = parseAllocation(allocation);
+    const job = (await slurmCommands().squeue()).get(id);
+    if (job === undefined || job.state !== 'RUNNING') {
+      throw new HpcflowError('HPCFLOW_SCHEDULER', `HPCFLOW_SLURM_ALLOCATION names job ${id}, which is ${job === undefined ? 'not a job of yours that Slurm knows' : job.state}`, {
+        hint: 'run inside a granted allocation (salloc), or unset HPCFLOW_SLURM_ALLOCATION to submit batch jobs',
+      });
+    }
+    return new SlurmStepExecutor({ site, workspace: ws.root, allocation: id, nodes: job.nodes === '' ? [] : expandHostlist(job.nodes), images: docker, env: io.env });
+  }
+  const { SlurmExecutor } = await import('../executors/slurm/slurm-executor.js');
+  const ex = new SlurmExecutor({ site, workspace: ws.root, images: docker });
   await ex.init();
   return ex;
 }

@@ -36,6 +36,9 @@ Commands:
                          run id, ok/FAILED, counts, wall time, executor (--json: one object per line)
   metrics <command>      committed metrics: show [REV], diff A [B], plot STAGE:METRIC [--out FILE.svg]
                          ('hpcflow metrics --help')
+  measure --base REV [--head REV] [stage...]
+                         run base and head alternately (ABBA, -n rounds; on Slurm in one allocation
+                         with --allocate) and write their metrics samples ('hpcflow measure --help')
   report --pr N          post the metrics verdict as a sticky PR comment + commit status
                          ('hpcflow report --help'; --dry-run prints the markdown)
 
@@ -47,6 +50,8 @@ Common options:
   --site FILE            site configuration: framework images, launcher and Slurm settings (env HPCFLOW_SITE)
   --executor NAME        docker (default) | slurm: where stages run (env HPCFLOW_EXECUTOR; the site file's
                          executor: otherwise). The pipeline is the same for both
+                         (HPCFLOW_SLURM_ALLOCATION=<job id>: Slurm stages run as job steps of that
+                         allocation instead of batch jobs of their own)
   --matrix KEY=V[,V…]    keep only the matrix cells whose KEY is one of the values (repeatable),
                          e.g. --matrix impl=openmp to leave out implementations whose images are missing
   -h, --help             this help
@@ -80,7 +85,7 @@ Exit codes: 0 ok; 1 a stage failed (or --check found work); 2 usage; 3 invalid p
 4 container engine or cache problem; 5 workspace locked by another run; 130 interrupted.
 `;
 
-const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema', 'dataset', 'watch', 'hook', 'serve', 'log', 'metrics', 'reproduce', 'report'] as const;
+const COMMANDS = ['init', 'status', 'plan', 'run', 'commit', 'dag', 'gc', 'schema', 'dataset', 'watch', 'hook', 'serve', 'log', 'metrics', 'reproduce', 'measure', 'report'] as const;
 type Command = (typeof COMMANDS)[number];
 
 /** The composition root: the only place that sees argv, env and the TTY, and sets exit codes. */
@@ -136,6 +141,8 @@ async function dispatch(cmd: Command, args: readonly string[], io: CliIO): Promi
       return (await import('./cmd-metrics.js')).cmdMetrics(args, io);
     case 'reproduce':
       return (await import('./cmd-reproduce.js')).cmdReproduce(args, io);
+    case 'measure':
+      return (await import('./cmd-measure.js')).cmdMeasure(args, io);
     case 'report':
       return (await import('./cmd-report.js')).cmdReport(args, io);
     default: {

@@ -13,6 +13,7 @@ export interface ReportSide {
   /** The revision as named (branch, sha, …). */
   readonly rev: string;
   readonly commit: string;
+  /** '' when no run record is behind it (samples of `hpcflow measure`). */
   readonly runId: string;
 }
 
@@ -26,6 +27,8 @@ export interface ReportInput {
   /** The run record's `ok` (null: not recorded). */
   readonly runOk?: boolean | null;
   readonly runUrl?: string;
+  /** How the samples were taken, when `hpcflow measure` took them (base and head alternately). */
+  readonly measured?: string;
   /** Stages whose metrics could not be read, and similar notes. */
   readonly notes?: readonly string[];
 }
@@ -205,8 +208,8 @@ function headline(r: ReportInput): string {
 }
 
 function headBaseLine(r: ReportInput): string {
-  const baseText = r.base ? `${code(r.base.rev)} (${code(r.base.commit.slice(0, 7))}, run ${code(r.base.runId)})` : 'no base results';
-  return `Head ${code(r.head.rev)} (${code(r.head.commit.slice(0, 7))}, run ${code(r.head.runId)}) vs base ${baseText}: ${summaryLine(r.metrics)}.`;
+  const side = (s: ReportSide): string => `${code(s.rev)} (${code(s.commit.slice(0, 7))}${s.runId === '' ? '' : `, run ${code(s.runId)}`})`;
+  return `Head ${side(r.head)} vs base ${r.base ? side(r.base) : 'no base results'}: ${summaryLine(r.metrics)}.`;
 }
 
 /** GitHub's limit on a check run's output.summary. */
@@ -227,6 +230,7 @@ export function renderReport(r: ReportInput): string {
   const lines: string[] = [];
   lines.push(`## ${headline(r)}`, '');
   lines.push(headBaseLine(r), '');
+  if (r.measured !== undefined) lines.push(`Measured: ${cell(r.measured)}.`, '');
   lines.push(...stagesSection(r.stages));
   lines.push(...metricsSection(r.metrics, r.base));
   lines.push(...renderChart(r.metrics));

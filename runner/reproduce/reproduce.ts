@@ -19,10 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { openCache } from '../cache/index.js';
 import type { OutputRecord } from '../cache/records.js';
-import type { DatasetContext } from '../datasets/datasets.js';
-import { checkoutDataset, listDatasets } from '../datasets/datasets.js';
-import { readVersionFile, shortVersion, versionFileRel } from '../datasets/version-file.js';
-import { HpcflowError, isHpcflowError } from '../errors.js';
+import { HpcflowError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { isInside } from '../fingerprint/paths.js';
 import { canonicalJson } from '../util/canonical-json.js';
@@ -30,9 +27,6 @@ import { findGitRoot } from '../git/repo.js';
 import type { LockEntry, Lockfile } from '../lockfile/lockfile.js';
 import { LOCKFILE_NAME, parseLockfile, readLockfile } from '../lockfile/lockfile.js';
 import type { Stage } from '../model/pipeline.js';
-import { fsSpecContext } from '../spec/load.js';
-import { parsePipelineFile } from '../spec/parse.js';
-import { listPipelineFiles } from '../spec/workspace-files.js';
 import { compareMetrics, compareOutput, freshSide, recordedSide } from './compare.js';
 import type { ImagePlan, ImageProbe } from './images.js';
 import { applyPins, planImages, shortDigest } from './images.js';
@@ -43,6 +37,7 @@ import { repoFile, resolveTarget } from './resolve.js';
 import { defaultCli, runChild } from './run-child.js';
 import type { ChildRun } from './run-child.js';
 import { materialiseTree } from './tree.js';
+import { materialiseDatasets, parseStages } from './worktree.js';
 
 export interface ReproduceOptions {
   /** The user's workspace root. */
@@ -119,11 +114,11 @@ export async function reproduce(o: ReproduceOptions): Promise<ReproduceReport> {
     const tm = Date.now();
     const tree = await materialiseTree({ gitRoot, commit: target.inputCommit, subdir: wsRel, dest: worktree, skip: ['.hpcflow'], cache: gitCache });
     if (tree.submodules.length > 0) warnings.push(`submodules are not checked out (empty directories): ${tree.submodules.join(', ')}`);
-    const stages = parseStages(worktree, target);
+    const stages = parseStages(worktree, target.inputCommit);
     await removeRecorded(worktree, stages, lock, warnings);
     // 3. Datasets.
     checkAbort();
-    const datasets = await materialiseDatasets(worktree, stages, userStore, env, target, progress);
+    const datasets = await materialiseDatasets(worktree, stages, userStore, env, target.inputCommit, progress);
     const materialiseMs = Date.now() - tm;
     progress(`worktree of ${short(target.inputCommit)}: ${tree.files} files${datasets.length > 0 ? `, datasets ${datasets.join(', ')}` : ''} in ${((Date.now() - tm) / 1000).toFixed(1)} s`);
 
@@ -208,20 +203,6 @@ export async function reproduce(o: ReproduceOptions): Promise<ReproduceReport> {
 }
 
 /** The worktree's resolved stages by id (stages with errors are left out: the run reports them). */
-function parseStages(worktree: string, target: ReproduceTarget): Map<string, Stage> {
-  const names = listPipelineFiles(worktree);
-  if (names === null) {
-    throw new HpcflowError('HPCFLOW_NOT_A_WORKSPACE', `commit ${short(target.inputCommit)} has no pipelines/ directory in the workspace`, { hint: 'name a commit of this workspace\'s pipeline' });
-  }
-  const ctx = fsSpecContext(worktree);
-  const out = new Map<string, Stage>();
-  for (const name of names) {
-    const rel = `pipelines/${name}`;
-    for (const s of parsePipelineFile(ctx.stampAndRead(rel) ?? '', rel, ctx).stages) out.set(s.id, s);
-  }
-  return out;
-}
-
 /** Removes `rel` inside `root` unless a symlinked parent leads outside. */
 async function removeInside(rootReal: string, rel: string, warnings: string[]): Promise<void> {
   const abs = join(rootReal, rel);
@@ -251,66 +232,6 @@ async function removeRecorded(worktree: string, stages: ReadonlyMap<string, Stag
     if (p === '' || p.startsWith('/') || p.split('/').includes('..')) continue;
     await removeInside(root, p, warnings);
   }
-}
-
-const overlaps = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
-
-/**
- * Checks out, from the user's store, every dataset a stage depends on (`{ dataset }`, or a path
- * dep inside or around its directory) that no stage produces. Missing objects are an error
- * naming the dataset, its version and the pull command.
- */
-async function materialiseDatasets(worktree: string, stages: ReadonlyMap<string, Stage>, store: ReturnType<typeof openCache>['store'], env: NodeJS.ProcessEnv, target: ReproduceTarget, progress: (l: string) => void): Promise<string[]> {
-  const outputs: string[] = [];
-  for (const s of stages.values()) {
-    for (const out of s.outs) outputs.push(out.path);
-    if (s.metrics !== null) outputs.push(s.metrics);
-  }
-  const wanted = new Set<string>();
-  const pathDeps: string[] = [];
-  for (const s of stages.values()) {
-    for (const d of s.deps) {
-      if (d.kind === 'dataset') wanted.add(d.dataset);
-      else if (d.kind === 'path') pathDeps.push(d.path);
-    }
-  }
-  for (const name of listDatasets(worktree)) {
-    if (wanted.has(name)) continue;
-    let path: string;
-    try {
-      path = readVersionFile(worktree, name, { headerOnly: true })?.path ?? '';
-    } catch {
-      continue; // an unreadable version file: only an error for a stage that needs it
-    }
-    if (path !== '' && pathDeps.some((p) => overlaps(p, path))) wanted.add(name);
-  }
-  const ctx: DatasetContext = { root: worktree, store, lenient: false, link: ['reflink', 'copy'], gitCommit: false, env };
-  const done: string[] = [];
-  for (const name of [...wanted].sort()) {
-    let head;
-    try {
-      head = readVersionFile(worktree, name, { headerOnly: true });
-    } catch (e) {
-      throw new HpcflowError('HPCFLOW_USAGE', `cannot reproduce ${short(target.inputCommit)}: ${versionFileRel(name)} there is invalid: ${(e as Error).message}`, { cause: e });
-    }
-    if (head === null) continue; // the stage's run reports the missing dataset
-    if (outputs.some((p) => p === head.path || head.path.startsWith(`${p}/`))) continue; // a stage makes it
-    try {
-      await checkoutDataset(ctx, name, { force: true });
-    } catch (e) {
-      if (isHpcflowError(e, 'HPCFLOW_CACHE_CORRUPT')) {
-        throw new HpcflowError(
-          'HPCFLOW_CACHE_CORRUPT',
-          `cannot reproduce ${short(target.inputCommit)}: dataset "${name}" version ${shortVersion(head.version)} (${versionFileRel(name)} at ${short(target.inputCommit)}) is not in the local content store (${e.message})`,
-          { hint: `fetch it with \`hpcflow dataset pull --no-checkout ${name}@${short(target.inputCommit)}\` (your working copy stays as it is), then reproduce again`, cause: e },
-        );
-      }
-      throw e;
-    }
-    progress(`dataset ${name}: version ${shortVersion(head.version)} checked out from the content store`);
-    done.push(name);
-  }
-  return done;
 }
 
 async function compareStages(

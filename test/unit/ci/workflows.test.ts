@@ -99,3 +99,24 @@ describe('hpcflow.yml security properties', () => {
     }
   });
 });
+
+describe('hpcflow.yml pull-request reports', () => {
+  const wf = load('.github/workflows/hpcflow.yml');
+  it('commits the results on a local branch, never pushed, so that report reads them', () => {
+    for (const id of ['pr', 'dispatch']) {
+      const steps = wf.jobs[id]?.steps ?? [];
+      const run = steps.find((s) => s.uses === './actions/run');
+      expect(run?.with?.['commit-results'], id).toBe('local');
+      expect(steps.some((s) => /git checkout -q --force -B "hpcflow\/pr-\$PR"/.test(s.run ?? '')), id).toBe(true);
+      expect(wf.jobs[id]?.permissions, id).toMatchObject({ contents: 'read' });
+    }
+  });
+  it('measures base and head alternately only when asked (a label), and the report judges those samples', () => {
+    const steps = (wf.jobs.pr?.steps ?? []) as { id?: string; if?: string; run?: string; uses?: string; with?: Record<string, unknown> }[];
+    const measure = steps.find((s) => s.id === 'measure');
+    expect(measure?.if).toBe("contains(github.event.pull_request.labels.*.name, 'hpcflow:measure')");
+    expect(measure?.run).toMatch(/hpcflow measure --base "origin\/\$BASE_REF" --head "\$HEAD_SHA"/);
+    const report = steps.find((s) => s.uses === './actions/report');
+    expect(report?.with?.samples).toBe('${{ steps.measure.outputs.samples }}');
+  });
+});
