@@ -7,18 +7,18 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { constants } from 'node:os';
-import { dirname, join, posix, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { HpcflowError } from '../../errors.js';
-import type { ImageSpec } from '../../model/pipeline.js';
 import { pinnedImageRef } from '../docker/container-spec.js';
-import type { BatchApi, BatchTask, Executor, ImageState, MissingImage, ResolvedImage, RunHooks, StageRunResult, StageTask, SubmittedJob } from '../executor.js';
+import type { BatchApi, BatchTask, Executor, RunHooks, StageRunResult, StageTask, SubmittedJob } from '../executor.js';
 import { batchScript, parseJobComment, sbatchArgs, stepOf, taskWrap } from './job.js';
 import { writeFileAtomic } from '../../util/fs-atomic.js';
 import { Journal } from './journal.js';
-import { runtimeFor } from './runtimes.js';
+import type { LoginImages } from './base.js';
+import { SlurmExecutorBase } from './base.js';
 import type { FinalJob, LiveJob, SlurmCommands } from './slurm-cli.js';
 import { slurmCommands, TERMINAL_STATES } from './slurm-cli.js';
-import type { ContainerRuntime, SlurmSite } from './types.js';
+import type { SlurmSite } from './types.js';
 import { JobWatcher } from './watcher.js';
 
 export interface SlurmExecutorOptions {
@@ -26,7 +26,7 @@ export interface SlurmExecutorOptions {
   /** The workspace (its .hpcflow/slurm holds the journal and the jobs' output files). */
   readonly workspace: string;
   /** Builds and resolves images (the login node's engine). */
-  readonly images: Pick<Executor, 'imageState' | 'prepareImage' | 'missingImages' | 'cleanupOrphans' | 'close'>;
+  readonly images: LoginImages;
   /** `uid:gid` the stages run as. Default: this process's. */
   readonly user?: string;
   readonly commands?: SlurmCommands;
@@ -37,30 +37,18 @@ const LOG_TAIL = 20;
 
 const SIGNALS = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
 
-export class SlurmExecutor implements Executor {
-  readonly name = 'slurm';
+export class SlurmExecutor extends SlurmExecutorBase implements Executor {
   readonly batch: BatchApi;
   readonly watcher: JobWatcher;
   private readonly cmds: SlurmCommands;
-  private readonly runtime: ContainerRuntime;
-  private readonly user: string;
-  private readonly dir: string;
   private journalP: Promise<Journal> | null = null;
   /** Jobs this runner submitted or adopted that have not ended: cancelled on abort. */
   private readonly live = new Map<string, SubmittedJob>();
   private snapshot: { at: number; jobs: Promise<Map<string, LiveJob>> } | null = null;
 
   constructor(private readonly o: SlurmExecutorOptions) {
-    const ws = posix.normalize(o.workspace);
-    if (o.site.sharedRoots.length > 0 && !o.site.sharedRoots.some((r) => ws === r || ws.startsWith(`${r.replace(/\/+$/, '')}/`))) {
-      throw new HpcflowError('HPCFLOW_USAGE', `the workspace ${ws} is not under a directory the compute nodes share (${o.site.sharedRoots.join(', ')})`, {
-        hint: 'clone the repository under one of the site\'s shared_roots, or run with --executor docker',
-      });
-    }
+    super(o.images, o.site, o.workspace, o.user);
     this.cmds = o.commands ?? slurmCommands();
-    this.runtime = runtimeFor(o.site);
-    this.user = o.user ?? `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
-    this.dir = join(ws, '.hpcflow', 'slurm');
     this.watcher = new JobWatcher(this.cmds, o.site);
     this.batch = {
       adopt: (stage, key, hooks) => this.adopt(stage, key, hooks),
@@ -84,18 +72,6 @@ export class SlurmExecutor implements Executor {
   /** Load the journal (before the engine asks keyOf synchronously). */
   async init(): Promise<void> {
     await this.journal();
-  }
-
-  imageState(spec: ImageSpec, workspace: string): Promise<ImageState> {
-    return this.o.images.imageState(spec, workspace);
-  }
-
-  prepareImage(spec: ImageSpec, workspace: string, hooks: RunHooks, signal: AbortSignal): Promise<ResolvedImage> {
-    return this.o.images.prepareImage(spec, workspace, hooks, signal);
-  }
-
-  missingImages(spec: ImageSpec, workspace: string): Promise<MissingImage[]> {
-    return this.o.images.missingImages(spec, workspace);
   }
 
   /** One job, waited for (kernel compiles and other one-off steps). */
@@ -213,12 +189,12 @@ export class SlurmExecutor implements Executor {
 
   /** Jobs are adopted by the next runner, never cleaned up as orphans; leftover build containers are. */
   cleanupOrphans(): Promise<number> {
-    return this.o.images.cleanupOrphans();
+    return this.images.cleanupOrphans();
   }
 
   async close(): Promise<void> {
     this.watcher.close();
-    await this.o.images.close();
+    await this.images.close();
   }
 }
 

@@ -12,16 +12,16 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname, join, posix, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { HpcflowError } from '../../errors.js';
-import type { ImageSpec } from '../../model/pipeline.js';
 import { writeFileAtomic } from '../../util/fs-atomic.js';
 import { pinnedImageRef } from '../docker/container-spec.js';
-import type { Executor, ImageState, MissingImage, ResolvedImage, RunHooks, StageRunResult, StageTask } from '../executor.js';
+import type { Executor, RunHooks, StageRunResult, StageTask } from '../executor.js';
 import { batchScript, stepOf, taskWrap } from './job.js';
-import { runtimeFor } from './runtimes.js';
-import type { ContainerRuntime, SlurmSite } from './types.js';
+import type { LoginImages } from './base.js';
+import { SlurmExecutorBase } from './base.js';
+import type { SlurmSite } from './types.js';
 
 export interface SlurmStepExecutorOptions {
   readonly site: SlurmSite;
@@ -30,7 +30,7 @@ export interface SlurmStepExecutorOptions {
   readonly allocation: string;
   /** Its nodes (recorded as the stages' nodes: a step runs on some of them). */
   readonly nodes: readonly string[];
-  readonly images: Pick<Executor, 'imageState' | 'prepareImage' | 'missingImages' | 'cleanupOrphans' | 'close'>;
+  readonly images: LoginImages;
   readonly user?: string;
   /** Environment of srun besides SLURM_JOB_ID (default: SLURM_CONF, HOME, USER, LANG of this process). */
   readonly env?: NodeJS.ProcessEnv;
@@ -49,29 +49,11 @@ const PASSED_ENV = ['SLURM_CONF', 'HOME', 'USER', 'LOGNAME', 'LANG', 'TZ'];
 
 const LOG_TAIL = 20;
 
-export class SlurmStepExecutor implements Executor {
-  readonly name = 'slurm';
-  private readonly runtime: ContainerRuntime;
-  private readonly user: string;
-  private readonly dir: string;
+export class SlurmStepExecutor extends SlurmExecutorBase implements Executor {
 
   constructor(private readonly o: SlurmStepExecutorOptions) {
+    super(o.images, o.site, o.workspace, o.user);
     parseAllocation(o.allocation);
-    this.runtime = runtimeFor(o.site);
-    this.user = o.user ?? `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
-    this.dir = join(posix.normalize(o.workspace), '.hpcflow', 'slurm');
-  }
-
-  imageState(spec: ImageSpec, workspace: string): Promise<ImageState> {
-    return this.o.images.imageState(spec, workspace);
-  }
-
-  prepareImage(spec: ImageSpec, workspace: string, hooks: RunHooks, signal: AbortSignal): Promise<ResolvedImage> {
-    return this.o.images.prepareImage(spec, workspace, hooks, signal);
-  }
-
-  missingImages(spec: ImageSpec, workspace: string): Promise<MissingImage[]> {
-    return this.o.images.missingImages(spec, workspace);
   }
 
   async run(task: StageTask, hooks: RunHooks, signal: AbortSignal): Promise<StageRunResult> {
@@ -186,10 +168,10 @@ export class SlurmStepExecutor implements Executor {
   }
 
   cleanupOrphans(): Promise<number> {
-    return this.o.images.cleanupOrphans();
+    return this.images.cleanupOrphans();
   }
 
   close(): Promise<void> {
-    return this.o.images.close();
+    return this.images.close();
   }
 }

@@ -3,7 +3,6 @@
  * the git CLI as `run --commit-results` writes them, one on main (the base) and one on the pull
  * request's branch (the head, with repeated measurements).
  */
-import { execa } from 'execa';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,23 +13,11 @@ import { isHpcflowError } from '../../../runner/errors.js';
 import { createGitHubClient } from '../../../runner/github/client.js';
 import { reportMarker } from '../../../runner/github/sticky-comment.js';
 import { startFakeGitHub, type FakeGitHub } from '../../helpers/fake-github.js';
+import { git } from '../../helpers/git.js';
 
 const OWNER = 'octo-org';
 const REPO = 'hpc-repo';
 const PR = 5;
-const GIT_ENV = {
-  GIT_AUTHOR_NAME: 'dev',
-  GIT_AUTHOR_EMAIL: 'dev@example.org',
-  GIT_COMMITTER_NAME: 'dev',
-  GIT_COMMITTER_EMAIL: 'dev@example.org',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_CONFIG_NOSYSTEM: '1',
-};
-
-async function git(dir: string, args: readonly string[], input?: string): Promise<string> {
-  const r = await execa('git', args, { cwd: dir, env: GIT_ENV, ...(input !== undefined ? { input } : {}) });
-  return r.stdout.trim();
-}
 
 async function write(root: string, files: Record<string, string>): Promise<void> {
   for (const [rel, text] of Object.entries(files)) {
@@ -43,7 +30,7 @@ async function commitRun(repo: string, runId: string, input: string, metrics: un
   const record = { schema: 1, runId, ok: true, aborted: false, wallMs: 1000, counts: { ran: 1 }, inputCommit: input, metrics: { solve: 'metrics/solve.json' }, stages };
   await write(repo, { [`runs/${runId}.json`]: `${JSON.stringify(record, null, 2)}\n`, 'metrics/solve.json': `${JSON.stringify(metrics)}\n` });
   await git(repo, ['add', '-A']);
-  await git(repo, ['commit', '-q', '-F', '-'], `hpcflow: 1 ran (run ${runId})\n\nHpcflow-Run: ${runId}\nHpcflow-Input: ${input}\n`);
+  await git(repo, ['commit', '-q', '-F', '-'], { input: `hpcflow: 1 ran (run ${runId})\n\nHpcflow-Run: ${runId}\nHpcflow-Input: ${input}\n` });
   return git(repo, ['rev-parse', 'HEAD']);
 }
 

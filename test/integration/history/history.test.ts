@@ -3,7 +3,6 @@
  * fabricated with the exact message, trailers and run records `run --commit-results` writes (no
  * pipeline runs), on the branch itself and on a separate results ref.
  */
-import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,21 +13,8 @@ import { cmdMetrics } from '../../../runner/cli/cmd-metrics.js';
 import type { CliIO } from '../../../runner/cli/io.js';
 import { isHpcflowError } from '../../../runner/errors.js';
 import { commitResults } from '../../../runner/git/results.js';
+import { GIT_ENV, git } from '../../helpers/git.js';
 
-const GIT_ENV = {
-  GIT_AUTHOR_NAME: 'dev',
-  GIT_AUTHOR_EMAIL: 'dev@example.org',
-  GIT_COMMITTER_NAME: 'dev',
-  GIT_COMMITTER_EMAIL: 'dev@example.org',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_CONFIG_NOSYSTEM: '1',
-};
-
-async function git(dir: string, args: readonly string[], opts: { date?: string; input?: string } = {}): Promise<string> {
-  const date = opts.date === undefined ? {} : { GIT_AUTHOR_DATE: opts.date, GIT_COMMITTER_DATE: opts.date };
-  const r = await execa('git', args, { cwd: dir, env: { ...GIT_ENV, ...date }, ...(opts.input !== undefined ? { input: opts.input } : {}) });
-  return r.stdout.trim();
-}
 
 async function write(root: string, files: Record<string, string>): Promise<void> {
   for (const [rel, text] of Object.entries(files)) {

@@ -9,16 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hpcflow } from '../../helpers/cli.js';
+import { GIT_ENV, git } from '../../helpers/git.js';
 
-const GIT_ENV = {
-  GIT_AUTHOR_NAME: 'dev',
-  GIT_AUTHOR_EMAIL: 'dev@example.org',
-  GIT_COMMITTER_NAME: 'dev',
-  GIT_COMMITTER_EMAIL: 'dev@example.org',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_CONFIG_NOSYSTEM: '1',
-};
-const git = async (dir: string, ...args: string[]): Promise<string> => (await execa('git', args, { cwd: dir, env: GIT_ENV })).stdout.trim();
 
 // The benchmark: a "time" of cost + up to 2% noise, as a kernel's own timer would report it.
 const PIPELINE = `stages:
@@ -45,16 +37,16 @@ beforeAll(async () => {
   await writeFile(join(ws, 'pipelines/p.yaml'), PIPELINE);
   await writeFile(join(ws, 'params.yaml'), 'cost: 1.0\n');
   await writeFile(join(ws, '.gitignore'), '.hpcflow/\n');
-  await git(ws, 'init', '-q', '-b', 'main');
-  await git(ws, 'add', '-A');
-  await git(ws, 'commit', '-q', '-m', 'base');
+  await git(ws, ['init', '-q', '-b', 'main']);
+  await git(ws, ['add', '-A']);
+  await git(ws, ['commit', '-q', '-m', 'base']);
   const r1 = await hpcflow(['run', '--commit-results'], ws, GIT_ENV);
   expect(r1.code, r1.stderr).toBe(0);
-  baseResults = await git(ws, 'rev-parse', 'main');
-  await git(ws, 'checkout', '-q', '-b', 'slower');
+  baseResults = await git(ws, ['rev-parse', 'main']);
+  await git(ws, ['checkout', '-q', '-b', 'slower']);
   await writeFile(join(ws, 'params.yaml'), 'cost: 1.1\n');
-  await git(ws, 'commit', '-q', '-am', 'head: 10% slower');
-  headInput = await git(ws, 'rev-parse', 'HEAD');
+  await git(ws, ['commit', '-q', '-am', 'head: 10% slower']);
+  headInput = await git(ws, ['rev-parse', 'HEAD']);
   const r2 = await hpcflow(['run', '--commit-results'], ws, GIT_ENV);
   expect(r2.code, r2.stderr).toBe(0);
 }, 120_000);
@@ -92,7 +84,7 @@ describe('hpcflow measure + report --samples', () => {
     for (const x of head) expect(x >= 1.1 && x <= 1.122, String(x)).toBe(true);
     // The worktrees are gone; the user's checkout is untouched.
     expect((await readdir(join(ws, '.hpcflow/measure'))).filter((n) => n.startsWith('tmp-'))).toEqual([]);
-    expect(await git(ws, 'status', '--porcelain')).toBe('?? samples.json');
+    expect(await git(ws, ['status', '--porcelain'])).toBe('?? samples.json');
 
     const r = await hpcflow(['report', '--pr', '7', '--dry-run', '--base', 'main', '--samples', out], ws);
     expect(r.code, r.stderr).toBe(0);
@@ -116,8 +108,8 @@ describe('hpcflow measure + report --samples', () => {
 
   it('a side that fails stops the measurement with the stage named, and leaves nothing behind', async () => {
     await writeFile(join(ws, 'pipelines/p.yaml'), PIPELINE.replace("printf", 'exit 3; printf'));
-    await git(ws, 'commit', '-q', '-am', 'broken');
-    const broken = await git(ws, 'rev-parse', 'HEAD');
+    await git(ws, ['commit', '-q', '-am', 'broken']);
+    const broken = await git(ws, ['rev-parse', 'HEAD']);
     const m = await hpcflow(['measure', '--base', 'main', '--head', broken, '--rounds', '1'], ws);
     expect(m.code).toBe(1);
     expect(m.stderr).toMatch(new RegExp(`the warm-up run of head ${broken.slice(0, 12)} failed \\(hpcflow run exited with 1\\): p/bench: exit code 3`));

@@ -8,19 +8,11 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hpcflow } from '../../helpers/cli.js';
+import { git } from '../../helpers/git.js';
 import { ensureSlurmForTests, SLURM_CONF, slurmEnv } from '../../helpers/slurm.js';
 import { slurmWorkspaces } from './slurm-ws.js';
 
 const spaces = slurmWorkspaces();
-const GIT_ENV = {
-  GIT_AUTHOR_NAME: 'dev',
-  GIT_AUTHOR_EMAIL: 'dev@example.org',
-  GIT_COMMITTER_NAME: 'dev',
-  GIT_COMMITTER_EMAIL: 'dev@example.org',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_CONFIG_NOSYSTEM: '1',
-};
-const git = async (dir: string, ...args: string[]): Promise<string> => (await execa('git', args, { cwd: dir, env: GIT_ENV })).stdout.trim();
 
 // A 2-node step: every task notes its node; task 0 writes the metric.
 const PIPELINE = `stages:
@@ -43,13 +35,13 @@ afterAll(() => spaces.cleanup());
 describe('hpcflow measure in one Slurm allocation', () => {
   it('runs base and head alternately as job steps of one allocation on the same nodes, then releases it', async () => {
     const ws = await spaces.make(PIPELINE, { 'params.yaml': 'cost: 2.0\n', '.gitignore': '.hpcflow/\nout/\nbench.json\n' });
-    await git(ws, 'init', '-q', '-b', 'main');
-    await git(ws, 'add', '-A');
-    await git(ws, 'commit', '-q', '-m', 'base');
-    const base = await git(ws, 'rev-parse', 'HEAD');
+    await git(ws, ['init', '-q', '-b', 'main']);
+    await git(ws, ['add', '-A']);
+    await git(ws, ['commit', '-q', '-m', 'base']);
+    const base = await git(ws, ['rev-parse', 'HEAD']);
     await writeFile(join(ws, 'params.yaml'), 'cost: 1.5\n');
-    await git(ws, 'commit', '-q', '-am', 'head');
-    const head = await git(ws, 'rev-parse', 'HEAD');
+    await git(ws, ['commit', '-q', '-am', 'head']);
+    const head = await git(ws, ['rev-parse', 'HEAD']);
 
     const out = join(ws, 'samples.json');
     const m = await hpcflow(['measure', '--base', base, '--head', head, '-n', '2', '--allocate=-p debug -N2 --time=10', '--site', join(ws, 'site.yaml'), '--out', out, '--keep'], ws, { SLURM_CONF });
