@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { events, outcomes } from '../../helpers/cli.js';
 import { ensureSlurmForTests, listJobs } from '../../helpers/slurm.js';
 import { endOf, jobOf, runContainers, runIdOf, runSlurm, slurmWorkspaces, spawnSlurmRun } from './slurm-ws.js';
+import { recordFaults } from '../../helpers/fault-ledger.js';
 
 const spaces = slurmWorkspaces();
 
@@ -62,6 +63,7 @@ describe('Slurm executor: abort and re-adoption', () => {
     // The task wrapper removed the container when Slurm signalled the step.
     for (let i = 0; i < 50 && (await runContainers(runIdOf(r.stdout))).length > 0; i++) await new Promise((res) => setTimeout(res, 200));
     expect(await runContainers(runIdOf(r.stdout))).toEqual([]);
+    recordFaults({ scenario: 'SIGINT of a Slurm run (jobs cancelled)', injected: 1, recovered: 1, lost: 0 });
   });
 
   it('a runner killed after submission: the jobs go on, and the next runner adopts them instead of submitting again', async () => {
@@ -100,5 +102,6 @@ stages:
     expect(events(r.stdout).some((e) => e.type === 'stage-log' && e.stage === 'p/first')).toBe(false);
     const third = await runSlurm(ws);
     expect(outcomes(third.stdout)).toEqual({ 'p/first': 'up-to-date', 'p/second': 'up-to-date' });
+    recordFaults({ scenario: 'SIGKILL of a Slurm run (jobs adopted)', injected: 1, recovered: 1, lost: 0 });
   });
 });
