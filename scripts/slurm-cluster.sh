@@ -6,6 +6,9 @@
 #   hpcflow-slurm-n<i>  hostname n<i>,     10.79.0.1<i>   slurmd + munged, with the host's docker
 #                                                         socket and CLI (jobs start containers that
 #                                                         join the node's namespaces)
+#   n1..n<N> form the default partition `debug`; one more node, n<N+1> (n4), is alone in partition
+#   `faults`: fault-injection tests take it down or drain it without touching anyone's jobs (no job
+#   lands there unless it asks for `--partition=faults`).
 #   this machine        the login node: slurm-client (sbatch/srun/squeue/sacct/...) with SLURM_CONF,
 #                       its own munged with the cluster key, MariaDB + slurmdbd (accounting, sacct)
 #
@@ -20,9 +23,9 @@
 #           host daemons (by their pid files). `down --purge` also deletes $RUN and $SHARED.
 #           The packages and the images stay (they are a cache).
 #   env     prints `export SLURM_CONF=...` (eval "$(bash scripts/slurm-cluster.sh env)")
-#   status  what runs; exit 0 when the cluster answers and all its nodes are up.
+#   status  what runs; exit 0 when the cluster answers and all its `debug` nodes are up.
 #
-# Env: HPCFLOW_SLURM_NODES (3), HPCFLOW_SLURM_RUN (/tmp/hpcflow-slurm/run),
+# Env: HPCFLOW_SLURM_NODES (3: nodes of `debug`), HPCFLOW_SLURM_RUN (/tmp/hpcflow-slurm/run),
 #      HPCFLOW_SLURM_SHARED (/tmp/hpcflow-slurm/shared), HPCFLOW_DEBIAN_MIRROR (image build),
 #      HPCFLOW_SLURM_WAIT_SEC (180: how long to wait for daemons and nodes; the machine may be loaded).
 #
@@ -61,9 +64,14 @@ die() { say "ERROR: $*"; exit 1; }
 
 usage() { echo "usage: bash scripts/slurm-cluster.sh up|down [--purge]|env|status" >&2; exit 2; }
 
-[[ "$N" =~ ^[1-9][0-9]?$ ]] || die "HPCFLOW_SLURM_NODES must be 1..99 (got '$N')"
+[[ "$N" =~ ^[1-9][0-9]?$ ]] && [ "$N" -le 98 ] || die "HPCFLOW_SLURM_NODES must be 1..98 (got '$N')"
+# The nodes of the default partition `debug` are n1..n$N; FAULT_NODE is alone in partition `faults`.
+TOTAL=$((N + 1))
+FAULT_NODE="n$TOTAL"
+FAULT_PARTITION=faults
 
-node_names() { local i; for ((i = 1; i <= N; i++)); do printf 'n%d\n' "$i"; done; }
+# Every node, the fault node last.
+node_names() { local i; for ((i = 1; i <= TOTAL; i++)); do printf 'n%d\n' "$i"; done; }
 
 # Process $1 runs (not a zombie waiting for its parent) and is command $2.
 proc_alive() { # pid comm
@@ -138,13 +146,14 @@ wait_cluster() { # seconds what cmd...
   done
 }
 
-# every node idle and responding (sinfo's short state exactly "idle", not "idle*")
-all_idle() { [ "$(sinfo -h -N -o '%N %t' 2>/dev/null | sort -u | grep -c ' idle$')" = "$N" ]; }
+# every node idle and responding (sinfo's short state exactly "idle", not "idle*"), the fault node too
+all_idle() { [ "$(sinfo -h -N -o '%N %t' 2>/dev/null | sort -u | grep -c ' idle$')" = "$TOTAL" ]; }
 
-# Healthy enough for a no-op: the controller answers and no node is down, drained or not responding.
+# Healthy enough for a no-op: the controller answers and no node of `debug` is down, drained or not
+# responding. The fault node is left out: a fault test may have it down or drained on purpose.
 nodes_up() {
   local states
-  states=$(sinfo -h -N -o '%N %t' 2>/dev/null | sort -u) || return 1
+  states=$(sinfo -h -N -p debug -o '%N %t' 2>/dev/null | sort -u) || return 1
   [ "$(printf '%s\n' "$states" | grep -c .)" = "$N" ] || return 1
   ! printf '%s\n' "$states" | grep -qvE ' (idle|alloc|mix|comp)$'
 }
@@ -377,7 +386,9 @@ EOF
     for n in $(node_names); do
       echo "NodeName=$n NodeHostname=$n NodeAddr=$NET.$((10 + ${n#n})) CPUs=$cpus RealMemory=1000 State=UNKNOWN"
     done
-    echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+    echo "PartitionName=debug Nodes=$(node_names | grep -vx "$FAULT_NODE" | paste -sd,) Default=YES MaxTime=INFINITE State=UP"
+    echo "# fault-injection tests only: they take $FAULT_NODE down or drain it"
+    echo "PartitionName=$FAULT_PARTITION Nodes=$FAULT_NODE Default=NO MaxTime=INFINITE State=UP"
   } >"$CONF.new"
   replace_if_changed "$CONF.new" "$CONF" || true
 
@@ -539,7 +550,7 @@ do_up() {
     sinfo -N >&2 || true
     die "the cluster runs but not every node is up (see sinfo above; 'down' then 'up' restarts it)"
   fi
-  if [ "$started" -gt "$N" ]; then
+  if [ "$started" -gt "$TOTAL" ]; then
     # controller and every node were just (re)started: no job can be running. Jobs recovered from the
     # saved state as running (after an unclean stop) would keep their nodes allocated forever
     # (InactiveLimit=0), and pending ones would start on the new cluster: cancel them all.
@@ -549,12 +560,18 @@ do_up() {
       scancel "${stale[@]}" || true
       say "cancelled jobs recovered from the previous cluster: ${stale[*]}"
     fi
-    wait_cluster "$WAIT_SEC" "all $N nodes to be idle" all_idle
-    say "all $N nodes idle"
+    # A drained or down fault node is remembered across restarts (a fault test that was
+    # interrupted): no test can be using it now.
+    if sinfo -h -n "$FAULT_NODE" -o '%t' 2>/dev/null | grep -qE '^(drain|drng|down)'; then
+      scontrol update nodename="$FAULT_NODE" state=resume 2>/dev/null || true
+      say "resumed $FAULT_NODE (left down or drained by an earlier fault test)"
+    fi
+    wait_cluster "$WAIT_SEC" "all $TOTAL nodes to be idle" all_idle
+    say "all $TOTAL nodes idle"
   else
     # some containers restarted (one had died, say): other nodes may be running jobs
-    wait_cluster "$WAIT_SEC" "all $N nodes to be up" nodes_up
-    say "all $N nodes up"
+    wait_cluster "$WAIT_SEC" "the $N nodes of debug to be up" nodes_up
+    say "the $N nodes of debug up"
   fi
   local k=2 out
   [ "$N" -lt 2 ] && k=$N

@@ -24,6 +24,7 @@ import type { SamplesFile } from '../measure/samples.js';
 import { describeSamples, parseSamples, toSeries } from '../measure/samples.js';
 import type { HistoryRepo } from '../history/git-history.js';
 import { newestRecordAt, openHistory, resolveCommit, startCommit } from '../history/git-history.js';
+import { recordPathProblem } from '../history/record.js';
 import { COMMON_OPTIONS, parse } from './args.js';
 import { workspaceRoot } from './context.js';
 import { EXIT } from './exit-codes.js';
@@ -190,8 +191,12 @@ async function readSide(repo: HistoryRepo, oid: string, rev: string): Promise<Si
   const notes: string[] = [];
   for (const stage of Object.keys(newest.record.metrics).sort()) {
     const file = newest.record.metrics[stage] as string;
-    const p = posix.normalize(posix.join(repo.prefix, file));
-    const text = p.startsWith('../') || p.startsWith('/') ? null : await blobText(repo, oid, p);
+    const refused = recordPathProblem(file);
+    if (refused !== null) {
+      notes.push(`${stage}: ${file}: ${refused}`);
+      continue;
+    }
+    const text = await blobText(repo, oid, posix.normalize(posix.join(repo.prefix, file)));
     if (text === null) {
       notes.push(`${stage}: ${file} is not in ${rev}`);
       continue;

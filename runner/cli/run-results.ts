@@ -4,7 +4,7 @@
  * checked-out branch, or to the results ref of hpcflow.yaml — and pushed, retrying on a
  * non-fast-forward by re-applying onto what the remote has. Only these paths are staged.
  */
-import { copyFile, mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { RunContext } from '../engine/run-record.js';
@@ -12,6 +12,7 @@ import type { RunSummary } from '../engine/events.js';
 import { resultsFiles } from '../engine/results-files.js';
 import { HpcflowError } from '../errors.js';
 import { findGitRoot, resolveRev } from '../git/repo.js';
+import { writeFileAtomic } from '../util/fs-atomic.js';
 import type { CliWorkspace } from './context.js';
 import type { CliIO } from './io.js';
 
@@ -62,7 +63,8 @@ export async function commitRunResults(o: CommitRunResultsOptions): Promise<void
   const cfg = loadWorkspaceConfig(ws.root).results;
   const record = join(ws.root, cfg.runsDir, `${summary.runId}.json`);
   await mkdir(dirname(record), { recursive: true });
-  await copyFile(o.recordFile, record);
+  // Whole or not at all: a run killed here must not leave a truncated record in the checkout.
+  await writeFileAtomic(record, await readFile(o.recordFile));
   const files = await resultsFiles({ root: ws.root, graph: ws.graph, summary, always: [ws.lockPath, record, ...o.datasetFiles], maxFileBytes: cfg.maxFileBytes });
   const { commitResults, pushResults } = await import('../git/results.js');
   const c = summary.counts;

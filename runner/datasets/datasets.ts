@@ -8,16 +8,16 @@
  * one rename after every object it names is stored, and checkout replaces files one rename at
  * a time and only after all objects it needs are present.
  */
-import { readdirSync, rmdirSync } from 'node:fs';
+import { lstatSync, readdirSync, realpathSync, rmdirSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rename, rm, unlink } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
+import { dirname, join, posix, relative } from 'node:path';
 import type { ContentStore } from '../cache/store.js';
 import type { LinkKind } from '../config/workspace-config.js';
 import { HpcflowError } from '../errors.js';
 import type { FileHash } from '../fingerprint/hash-file.js';
 import { hashFileAdaptive, SMALL_FILE_MAX } from '../fingerprint/hash-file.js';
 import type { ManifestEntry } from '../fingerprint/manifest.js';
-import { isInside, normalizeRel, realWorkspace } from '../fingerprint/paths.js';
+import { followLink, isInside, normalizeRel, realWorkspace } from '../fingerprint/paths.js';
 import { StatCache } from '../fingerprint/stat-cache.js';
 import { commitFiles, fileHistory, findGitRoot, listTags, readFileAt, repoPath, resolveRev } from '../git/repo.js';
 import { removeQuiet, tempSiblingPath } from '../util/fs-atomic.js';
@@ -339,6 +339,7 @@ export async function checkoutDataset(ctx: DatasetContext, spec: string, opts: {
     });
   }
   const dsAbs = join(wsReal, path);
+  checkCreatable(wsReal, dsAbs, path);
   await mkdir(dsAbs, { recursive: true });
   const dsReal = realWorkspace(dsAbs);
   if (!isInside(wsReal, dsReal)) throw new HpcflowError('HPCFLOW_PATH_ESCAPE', `dataset directory ${path} leads outside the workspace (to ${dsReal})`);
@@ -365,6 +366,38 @@ export async function checkoutDataset(ctx: DatasetContext, spec: string, opts: {
   // The files just written are exactly the version: seed the stat cache by scanning once.
   await scan(ctx, name, path);
   return { name, version: target.version.version, source: target.source, written: needed.length, removed: diff.removed.length, unchanged: diff.unchanged, links };
+}
+
+/**
+ * Before `mkdir -p` of a dataset directory: its nearest existing ancestor must be a directory
+ * inside the workspace. A symlink leading out (dangling or not) would make mkdir create
+ * directories outside; a file in the way would fail with a raw error.
+ */
+function checkCreatable(wsReal: string, dsAbs: string, path: string): void {
+  for (let dir = dsAbs; dir !== wsReal && isInside(wsReal, dir); dir = dirname(dir)) {
+    let st: ReturnType<typeof lstatSync>;
+    try {
+      st = lstatSync(dir, { throwIfNoEntry: false });
+    } catch {
+      continue; // ENOTDIR: a file further up, reported when the loop reaches it
+    }
+    if (st === undefined) continue;
+    const rel = relative(wsReal, dir);
+    if (st.isSymbolicLink() && followLink(wsReal, dir, rel) === null) {
+      throw new HpcflowError('HPCFLOW_USAGE', `dataset directory ${path}: ${rel} is a dangling symlink`, { hint: `remove ${rel} or point it at a directory inside the workspace` });
+    }
+    let real: string;
+    try {
+      real = realpathSync.native(dir);
+    } catch {
+      continue;
+    }
+    if (!isInside(wsReal, real)) throw new HpcflowError('HPCFLOW_PATH_ESCAPE', `dataset directory ${path} leads outside the workspace (through ${rel}, to ${real})`);
+    if (!lstatSync(real).isDirectory()) {
+      throw new HpcflowError('HPCFLOW_USAGE', `dataset directory ${path}: ${rel} is a file, not a directory`, { hint: `move ${rel} away, or fix "path:" in the dataset's version file` });
+    }
+    return;
+  }
 }
 
 /**

@@ -159,15 +159,19 @@ export function parseVersionFile(text: string, file: string, opts: { headerOnly?
 
   const headLines = headText === '' ? 0 : headText.split('\n').length - 1;
   const body = text.slice(at === 0 ? MANIFEST_KEY.length + 1 : at + MANIFEST_KEY.length + 2);
-  const lines = body.split('\n');
-  if (lines.pop() !== '') throw invalid(file, headLines + 1 + lines.length + 1, 1, 'the manifest is cut short (no final newline)', 'restore the file from git');
-  let manifest = '';
-  for (const [i, l] of lines.entries()) {
-    if (!l.startsWith('  ')) {
+  if (body !== '' && !body.endsWith('\n')) {
+    throw invalid(file, headLines + 1 + countLines(body) + 1, 1, 'the manifest is cut short (no final newline)', 'restore the file from git');
+  }
+  // Every line indented by two spaces; the manifest is the body without them. Checked and
+  // stripped in one pass each, without an array of lines: a version may list millions of files.
+  for (let start = 0, i = 0; start < body.length; i++) {
+    if (!body.startsWith('  ', start)) {
       throw invalid(file, headLines + 2 + i, 1, 'manifest lines must be indented by two spaces (and the manifest must be the last key)');
     }
-    manifest += `${l.slice(2)}\n`;
+    start = body.indexOf('\n', start) + 1;
   }
+  // (Not a multiline /^  /gm: `^` would also match after a carriage return inside a file name.)
+  const manifest = body.slice(2).replace(/\n {2}/g, '\n');
   let entries: ManifestEntry[];
   try {
     entries = parseManifest(manifest);
@@ -188,6 +192,13 @@ export function parseVersionFile(text: string, file: string, opts: { headerOnly?
     throw invalid(file, p.line, p.col, `files/bytes (${files}/${bytes}) do not match the manifest (${entries.length}/${sum})`);
   }
   return { name, path, version, files, bytes, entries, text: manifest };
+}
+
+/** The number of LF-terminated lines in `s`. */
+function countLines(s: string): number {
+  let n = 0;
+  for (let i = s.indexOf('\n'); i !== -1; i = s.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 /** Reads `datasets/<name>.yaml`; null when it does not exist. */

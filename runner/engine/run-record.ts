@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { formatReason } from '../dag/reasons.js';
 import type { StageGraph } from '../dag/graph.js';
+import { HpcflowError } from '../errors.js';
+import { isSafeRunId } from '../history/record.js';
 import { sortKeys } from '../util/canonical-json.js';
 import { ensureDir, writeFileAtomic } from '../util/fs-atomic.js';
 import type { RunSummary, StageOutcome } from './events.js';
@@ -51,6 +53,8 @@ export async function writeRunRecord(root: string, s: RunSummary, graph: StageGr
     const image = context.images?.[id];
     stages[id] = { ...outcomeRecord(o), upstream: graph.upstream.get(id) ?? [], ...(image !== undefined ? { image } : {}) };
   }
+  // The run id names the file: never let one climb out of the runs directory.
+  if (!isSafeRunId(s.runId)) throw new HpcflowError('HPCFLOW_PATH_ESCAPE', `run id ${JSON.stringify(s.runId)} cannot name a run record file`);
   const { images: _images, ...rest } = context;
   const record = { schema: 1, runId: s.runId, ok: s.ok, aborted: s.aborted, wallMs: s.wallMs, counts: s.counts, ...rest, stages };
   const dir = join(root, '.hpcflow', 'runs');

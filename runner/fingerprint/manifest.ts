@@ -68,9 +68,24 @@ const HASH_RE = /^[0-9a-f]{64}$/;
 const SIZE_RE = /^(0|[1-9][0-9]*)$/;
 
 function checkPath(p: string): void {
-  if (p === '' || p.startsWith('/') || p.includes('\0')) throw new Error(`invalid path ${JSON.stringify(p)}`);
-  for (const seg of p.split('/')) {
-    if (seg === '' || seg === '.' || seg === '..') throw new Error(`invalid path ${JSON.stringify(p)}`);
+  // No empty, "." or ".." segment — tested on the whole string: a split per path would allocate
+  // an array and its segments for every line of a million-file manifest.
+  if (
+    p === '' ||
+    p.startsWith('/') ||
+    p.endsWith('/') ||
+    p.includes('\0') ||
+    p.includes('//') ||
+    p === '.' ||
+    p === '..' ||
+    p.startsWith('./') ||
+    p.startsWith('../') ||
+    p.endsWith('/.') ||
+    p.endsWith('/..') ||
+    p.includes('/./') ||
+    p.includes('/../')
+  ) {
+    throw new Error(`invalid path ${JSON.stringify(p)}`);
   }
 }
 
@@ -81,29 +96,37 @@ function checkPath(p: string): void {
  */
 export function parseManifest(text: string): ManifestEntry[] {
   if (text !== '' && !text.endsWith('\n')) throw new Error('manifest is truncated (no final newline)');
-  const lines = text.split('\n');
-  lines.pop();
+  // One pass with indexOf, no split: a million-line manifest (a dataset version) would otherwise
+  // allocate an array of lines and four field strings per line on top of the entries themselves.
+  // The path and hash kept in each entry are slices of `text`.
   const out: ManifestEntry[] = [];
   let prev: string | undefined;
-  for (const [i, line] of lines.entries()) {
-    const f = line.split('\t');
-    const [rawPath, size, hash, flag] = f;
-    if (f.length !== 4 || rawPath === undefined || size === undefined || hash === undefined || flag === undefined) {
-      throw new Error(`line ${i + 1}: expected 4 tab-separated fields`);
-    }
+  let line = 0;
+  for (let start = 0; start < text.length; ) {
+    line += 1;
+    const end = text.indexOf('\n', start);
+    const t1 = text.indexOf('\t', start);
+    const t2 = t1 === -1 || t1 > end ? -1 : text.indexOf('\t', t1 + 1);
+    const t3 = t2 === -1 || t2 > end ? -1 : text.indexOf('\t', t2 + 1);
+    const t4 = t3 === -1 || t3 > end ? -1 : text.indexOf('\t', t3 + 1);
+    if (t3 === -1 || t3 > end || (t4 !== -1 && t4 < end)) throw new Error(`line ${line}: expected 4 tab-separated fields`);
     let path: string;
     try {
-      path = unescapePath(rawPath);
+      path = unescapePath(text.slice(start, t1));
       checkPath(path);
     } catch (e) {
-      throw new Error(`line ${i + 1}: ${(e as Error).message}`);
+      throw new Error(`line ${line}: ${(e as Error).message}`);
     }
+    const size = text.slice(t1 + 1, t2);
+    const hash = text.slice(t2 + 1, t3);
+    const flag = end - t3 === 2 ? text[t3 + 1] : '';
     if (!SIZE_RE.test(size) || !HASH_RE.test(hash) || (flag !== 'x' && flag !== '-')) {
-      throw new Error(`line ${i + 1}: malformed size, hash or mode`);
+      throw new Error(`line ${line}: malformed size, hash or mode`);
     }
-    if (prev !== undefined && compareRel(prev, path) >= 0) throw new Error(`line ${i + 1}: paths not sorted or duplicated`);
+    if (prev !== undefined && compareRel(prev, path) >= 0) throw new Error(`line ${line}: paths not sorted or duplicated`);
     prev = path;
     out.push({ path, size: Number(size), hash, exec: flag === 'x' });
+    start = end + 1;
   }
   return out;
 }

@@ -12,14 +12,15 @@
  * never lost: a push that gives up says where they are and how to push them by hand. The token
  * goes only to isomorphic-git's onAuth, never into a URL, and every message is scrubbed of it.
  */
-import * as fs from 'node:fs';
-import { chmod, lstat, mkdir, readFile, readlink, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readlink, rm, rmdir, symlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import { HpcflowError } from '../errors.js';
 import { LOCKFILE_NAME, parseLockfile, serializeLockfile } from '../lockfile/lockfile.js';
 import { canonicalJson } from '../util/canonical-json.js';
+import { writeFileAtomic } from '../util/fs-atomic.js';
+import { gitFs as fs } from './git-fs.js';
 import { repoPath } from './repo.js';
 import type { BlobEntry } from './results.js';
 import { casRef, diffTrees, editTree, entryAt, fullRef, isResultsCommit, refTip, resultsIdentity, resultsRunId, treeOf } from './results.js';
@@ -342,7 +343,8 @@ async function syncWorktree(dir: string, oldTree: string | null, newTree: string
     } else {
       const st = await lstat(abs).catch(() => null);
       if (st?.isSymbolicLink()) await rm(abs);
-      await writeFile(abs, blob);
+      // Whole or not at all: a kill here must not leave a truncated lockfile in the checkout.
+      await writeFileAtomic(abs, blob);
       const mode = (await lstat(abs)).mode & 0o777;
       const want = after.mode === '100755' ? mode | ((mode & 0o444) >> 2) : mode & ~0o111;
       if (want !== mode) await chmod(abs, want);

@@ -4,10 +4,12 @@
  * named files: anything else the user has staged stays staged and uncommitted, as with
  * `git commit --only <paths>`.
  */
-import * as fs from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
+import { inflateSync } from 'node:zlib';
 import git from 'isomorphic-git';
 import { HpcflowError } from '../errors.js';
+import { gitFs as fs } from './git-fs.js';
 
 /** The repository containing `path`, or null. */
 export async function findGitRoot(path: string): Promise<string | null> {
@@ -64,8 +66,16 @@ export async function resolveRev(dir: string, rev: string): Promise<string | nul
 /** The text of `filepath` (repository path) at commit `oid`, or null if it is not there. */
 export async function readFileAt(dir: string, oid: string, filepath: string): Promise<string | null> {
   try {
-    const { blob } = await git.readBlob({ fs, dir, oid, filepath });
-    return Buffer.from(blob).toString('utf8');
+    // A loose object is inflated here, in one piece: isomorphic-git's readBlob makes four copies
+    // of it on the way, which for a dataset version of a million files is 400 MB. (A packed
+    // object comes back as content; either way the type is checked.)
+    const r = await git.readObject({ fs, dir, oid, filepath, format: 'deflated' });
+    const raw = r.object as Uint8Array;
+    if (r.format === 'content') return r.type === 'blob' ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8') : null;
+    const wrapped = r.format === 'deflated' ? inflateSync(raw) : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const nul = wrapped.indexOf(0);
+    if (nul === -1 || !wrapped.subarray(0, nul).toString('latin1').startsWith('blob ')) return null;
+    return wrapped.toString('utf8', nul + 1);
   } catch {
     return null;
   }
@@ -94,9 +104,15 @@ export async function fileHistory(dir: string, filepath: string, limit = 1000): 
     return []; // unborn HEAD
   }
   const out: FileCommit[] = [];
+  // The blob id from the parent directory's tree, without reading the blob: readBlob would
+  // inflate the whole file twice per commit (a million-file dataset version is 100 MB).
+  const slash = filepath.lastIndexOf('/');
+  const parentDir = slash === -1 ? null : filepath.slice(0, slash);
+  const name = filepath.slice(slash + 1);
   const blobAt = async (oid: string): Promise<string | null> => {
     try {
-      return (await git.readBlob({ fs, dir, oid, filepath })).oid;
+      const { tree } = await git.readTree({ fs, dir, oid, ...(parentDir === null ? {} : { filepath: parentDir }) });
+      return tree.find((e) => e.path === name && e.type === 'blob')?.oid ?? null;
     } catch {
       return null;
     }
@@ -165,7 +181,7 @@ export async function commitFiles(dir: string, files: readonly string[], message
   for (const abs of files) {
     const path = repoPath(dir, abs);
     if (path.startsWith('..')) throw new HpcflowError('HPCFLOW_GIT', `${abs} is outside the git repository ${dir}`);
-    const blob = await git.writeBlob({ fs, dir, blob: fs.readFileSync(abs) });
+    const blob = await git.writeBlob({ fs, dir, blob: readFileSync(abs) });
     tree = await replaceInTree(dir, tree, path.split('/'), blob);
   }
   if (tree === before) return null;

@@ -9,17 +9,24 @@
  * rewrites the whole index file to do it — that part grows with the checkout (bench: 48 ms at
  * 10,000 files, 480 ms at 100,000). Results-ref mode touches no index: ~30–40 ms at any size.
  *
- * Atomicity: blobs, trees and the commit are written first (unreferenced objects are harmless);
- * the ref moves last, in one compare-and-swap (`<ref>.lock` created exclusively, checked, renamed
- * over the ref, as git itself does), so a failure part-way leaves every ref where it was.
+ * Atomicity: blobs, trees and the commit are written first (unreferenced objects are harmless;
+ * every file isomorphic-git writes is written whole or not at all, see git-fs.ts); the ref moves
+ * last, in one compare-and-swap (`<ref>.lock` created exclusively, checked, renamed over the ref,
+ * as git itself does), so a failure — or a SIGKILL — part-way leaves every ref where it was or
+ * on the complete new commit. In branch mode the index follows the ref: a process killed between
+ * the two leaves the results committed and their index entries at the previous commit's blobs
+ * (`git status` shows them staged back; `git reset -- <paths>` or the next results commit of those
+ * paths aligns them), as `git commit` killed at that point does.
  *
  * Pushing with retry lives in push.ts and is re-exported here.
  */
-import * as fs from 'node:fs';
-import { appendFile, lstat, mkdir, open, readFile, readlink, rename, rm } from 'node:fs/promises';
-import { dirname, isAbsolute, join } from 'node:path';
+import { constants as fsConstants, existsSync } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { appendFile, copyFile, link, lstat, mkdir, open, readdir, readFile, readlink, rename, rm } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import git from 'isomorphic-git';
 import { HpcflowError } from '../errors.js';
+import { gitFs as fs, gitTempPath } from './git-fs.js';
 import { repoPath } from './repo.js';
 
 export { mergeLockfiles, pushResults } from './push.js';
@@ -151,7 +158,7 @@ export async function diffTrees(dir: string, a: string | null, b: string | null,
 
 /** The working-tree file at `abs` as a blob written to the object store; null when it is missing. */
 async function blobOfFile(dir: string, abs: string): Promise<BlobEntry | null> {
-  let st: fs.Stats;
+  let st: Stats;
   try {
     st = await lstat(abs);
   } catch (e) {
@@ -187,10 +194,80 @@ export async function gitdirOf(dir: string): Promise<string> {
   return dotgit;
 }
 
+/** How long a ref lock held by a live process (a git command) is waited for. */
+const REF_LOCK_WAIT_MS = 1_000;
+
 /**
- * Moves `ref` to `oid` if it still points to `expected` (null: must not exist), atomically:
- * `<ref>.lock` is created exclusively (so a concurrent git or hpcflow fails rather than races),
- * the current value is checked under the lock, and the lock file is renamed over the ref.
+ * `link(tmp, lock)`: creates the lock with its content. A lock held by a live process is waited
+ * for briefly, then reported; a lock left by an hpcflow that died holding it is taken over: that
+ * one still has a second name, the dead process's temp file (`.<ref>.tmp-<pid>-…`, same inode).
+ */
+async function takeLock(tmp: string, lock: string, ref: string): Promise<void> {
+  const deadline = Date.now() + REF_LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      await link(tmp, lock);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // A filesystem without hard links: an exclusive copy (the lock exists briefly half-written).
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') {
+        try {
+          await copyFile(tmp, lock, fsConstants.COPYFILE_EXCL);
+          return;
+        } catch (e2) {
+          if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
+        }
+      } else if (code !== 'EEXIST') throw e;
+    }
+    if (await removeDeadLock(lock)) continue;
+    if (Date.now() > deadline) {
+      throw new HpcflowError('HPCFLOW_GIT', `${ref} is locked by another git process (${lock} exists)`, { hint: `if no git process is running, remove ${lock}` });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Removes `lock` if an hpcflow process that is gone left it (see takeLock). True when it did. */
+async function removeDeadLock(lock: string): Promise<boolean> {
+  const st = await lstat(lock).catch(() => null);
+  if (st === null) return true; // released meanwhile: try again
+  if (st.nlink < 2) return false;
+  const dir = dirname(lock);
+  const base = basename(lock).slice(0, -'.lock'.length);
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const m = /^\.(.+)\.tmp-(\d+)-[0-9a-f]+$/.exec(name);
+    if (m === null || m[1] !== base || processAlive(Number(m[2]))) continue;
+    const other = join(dir, name);
+    if ((await lstat(other).catch(() => null))?.ino !== st.ino) continue;
+    // Moved aside first: a lock another process took meanwhile is recognised and given back.
+    const grave = `${other}.stale`;
+    if (await rename(lock, grave).then(() => true, () => false)) {
+      if ((await lstat(grave).catch(() => null))?.ino !== st.ino) await link(grave, lock).catch(() => undefined);
+      await rm(grave, { force: true });
+    }
+    await rm(other, { force: true });
+    return true;
+  }
+  return false;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Moves `ref` to `oid` if it still points to `expected` (null: must not exist), atomically.
+ * The new value is written (and fsynced) to a temp file, which is hard-linked as `<ref>.lock` —
+ * an exclusive create, so a concurrent git or hpcflow fails rather than races, and the lock never
+ * exists half-written; the current value is checked under the lock, and the lock is renamed over
+ * the ref. The temp name goes last: while it exists it says which process holds the lock, so a
+ * lock left by a killed hpcflow is taken over by the next one (git's own locks are respected).
  * Appends a reflog line when the ref (or HEAD, if it points there) keeps a reflog.
  */
 export async function casRef(dir: string, ref: string, oid: string, expected: string | null, reason: string, who?: { name: string; email: string }): Promise<void> {
@@ -198,28 +275,28 @@ export async function casRef(dir: string, ref: string, oid: string, expected: st
   const path = join(gitdir, ref);
   const lock = `${path}.lock`;
   await mkdir(dirname(path), { recursive: true });
-  let fh: fs.promises.FileHandle;
+  const tmp = gitTempPath(path);
   try {
-    fh = await open(lock, 'wx');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new HpcflowError('HPCFLOW_GIT', `${ref} is locked by another git process (${lock} exists)`, { hint: `if no git process is running, remove ${lock}` });
+    const fh = await open(tmp, 'wx', 0o666);
+    try {
+      await fh.writeFile(`${oid}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
     }
-    throw e;
-  }
-  try {
-    const current = await refTip(dir, ref);
-    if (current !== expected) {
-      throw new HpcflowError('HPCFLOW_GIT', `${ref} moved while hpcflow was committing (now ${current ?? 'absent'}, expected ${expected ?? 'absent'}); nothing was changed`);
+    await takeLock(tmp, lock, ref);
+    try {
+      const current = await refTip(dir, ref);
+      if (current !== expected) {
+        throw new HpcflowError('HPCFLOW_GIT', `${ref} moved while hpcflow was committing (now ${current ?? 'absent'}, expected ${expected ?? 'absent'}); nothing was changed`);
+      }
+      await rename(lock, path);
+    } catch (e) {
+      await rm(lock, { force: true });
+      throw e;
     }
-    await fh.writeFile(`${oid}\n`);
-    await fh.sync();
-    await fh.close();
-    await rename(lock, path);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await rm(lock, { force: true });
-    throw e;
+  } finally {
+    await rm(tmp, { force: true });
   }
   if (who !== undefined) {
     const tz = -new Date().getTimezoneOffset();
@@ -228,7 +305,7 @@ export async function casRef(dir: string, ref: string, oid: string, expected: st
     if ((await git.currentBranch({ fs, dir, fullname: true }).catch(() => undefined)) === ref) logs.push(join(gitdir, 'logs', 'HEAD'));
     for (const log of logs) {
       // Only where git keeps a reflog already (or for branches, which it logs by default).
-      if (fs.existsSync(log) || (log.endsWith(ref) && ref.startsWith('refs/heads/'))) {
+      if (existsSync(log) || (log.endsWith(ref) && ref.startsWith('refs/heads/'))) {
         await mkdir(dirname(log), { recursive: true });
         await appendFile(log, line).catch(() => undefined);
       }

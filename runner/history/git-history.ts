@@ -14,7 +14,7 @@ import type { LogEntry } from './log-view.js';
 import type { MetricRow, MetricsProblem, MetricsSnapshot } from './metrics.js';
 import { flattenMetrics } from './metrics.js';
 import type { RunRecord } from './record.js';
-import { isSafeRunId, parseRunRecord, resultsTrailers } from './record.js';
+import { isSafeRunId, parseRunRecord, recordPathProblem, resultsTrailers } from './record.js';
 
 /** A workspace's repository, opened for reading history. */
 export interface HistoryRepo {
@@ -201,6 +201,8 @@ export async function newestRecordAt(repo: HistoryRepo, oid: string): Promise<{ 
 
 /** One stage's metrics file at a commit, flattened; a string says why there are none. */
 export async function stageMetricsAt(repo: HistoryRepo, oid: string, file: string): Promise<{ metric: string; value: number }[] | string> {
+  const refused = recordPathProblem(file);
+  if (refused !== null) return refused;
   const path = inRepo(repo, file);
   if (path === null) return 'outside the repository';
   const blob = await blobAt(repo, oid, path);

@@ -5,6 +5,8 @@
  * history must stay readable after the format grows.
  */
 
+import { normaliseWorkspacePath, pathProblemText } from '../spec/paths.js';
+
 export { parseTrailers, resultsTrailers } from '../git/trailers.js';
 
 /** What the history commands use of a run record (runs/<runId>.json). */
@@ -56,3 +58,15 @@ export function parseRunRecord(text: string): RunRecord | null {
 
 /** A run id usable as a file name in the runs directory (no separators, no dot-dot). */
 export const isSafeRunId = (runId: string): boolean => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(runId) && !runId.includes('..');
+
+/**
+ * Why a workspace-relative path a run record names (a stage's metrics file) must not be read,
+ * or null. A record is data from the repository's history: it may name `../x` or `/etc/x`, and
+ * the history commands must not follow it out of the workspace.
+ */
+export function recordPathProblem(path: string): string | null {
+  const n = normaliseWorkspacePath(path);
+  if (!n.ok) return `the path ${pathProblemText(n.reason)} (refused)`;
+  if (n.path === '') return 'the path names the workspace itself';
+  return null;
+}

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { StageComponents } from '../fingerprint/stage.js';
 import { FINGERPRINT_VERSION } from '../fingerprint/stage.js';
 import type { OutputRecord } from '../cache/store.js';
+import { outputRecordProblem } from '../cache/records.js';
 import { HpcflowError } from '../errors.js';
 import { sortKeys } from '../util/canonical-json.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
@@ -31,8 +32,16 @@ export interface Lockfile {
 
 export const emptyLockfile = (): Lockfile => ({ schema: LOCKFILE_SCHEMA, fingerprintVersion: FINGERPRINT_VERSION, stages: {} });
 
-/** Parse lockfile text; `file` names it in errors. Pure. */
-export function parseLockfile(text: string, file = LOCKFILE_NAME): Lockfile {
+/** Nesting a lockfile never needs (param values are the deepest part); deeper is damage. */
+const MAX_DEPTH = 64;
+
+/**
+ * Parse lockfile text; `file` names it in errors. Pure. Every component an entry has must have
+ * its type (a damaged entry would otherwise surface later as a crash while explaining a
+ * decision); with `complete`, an entry must have them all, as hpcflow writes them — what
+ * `status` and `run` need. Without it, partial entries pass (merging only needs fingerprints).
+ */
+export function parseLockfile(text: string, file = LOCKFILE_NAME, opts: { complete?: boolean } = {}): Lockfile {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -47,9 +56,15 @@ export function parseLockfile(text: string, file = LOCKFILE_NAME): Lockfile {
       hint: `restore it from git or delete it to re-run every stage`,
     });
   }
+  if (tooDeep(raw)) {
+    throw new HpcflowError('HPCFLOW_LOCKFILE_INVALID', `${file} is nested deeper than ${MAX_DEPTH} levels`, {
+      hint: `restore it from git (git checkout -- ${file}) or delete it to re-run every stage`,
+    });
+  }
   for (const [id, e] of Object.entries(raw.stages)) {
-    if (!isRecord(e) || typeof e.fingerprint !== 'string' || !Array.isArray(e.outRecords) || !isRecord(e.deps)) {
-      throw new HpcflowError('HPCFLOW_LOCKFILE_INVALID', `${file}: entry for stage ${id} is malformed`, {
+    const problem = entryProblem(e, opts.complete === true);
+    if (problem !== null) {
+      throw new HpcflowError('HPCFLOW_LOCKFILE_INVALID', `${file}: entry for stage ${id} is malformed: ${problem}`, {
         hint: `restore it from git or remove that entry to re-run the stage`,
       });
     }
@@ -78,7 +93,7 @@ export function readLockfile(path: string): Lockfile {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyLockfile();
     throw e;
   }
-  return parseLockfile(text, LOCKFILE_NAME);
+  return parseLockfile(text, LOCKFILE_NAME, { complete: true });
 }
 
 export async function writeLockfile(path: string, lock: Lockfile): Promise<void> {
@@ -87,4 +102,64 @@ export async function writeLockfile(path: string, lock: Lockfile): Promise<void>
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isString = (v: unknown): boolean => typeof v === 'string';
+const recordOf = (v: unknown, ok: (x: unknown) => boolean): boolean => isRecord(v) && Object.values(v).every(ok);
+
+/** Each component: what it must be, and a check. */
+const COMPONENTS: readonly [string, string, (v: unknown) => boolean][] = [
+  ['cmd', 'a string', isString],
+  ['wdir', 'a string', isString],
+  ['image', '{ tag, digest } strings', (v) => isRecord(v) && isString(v.tag) && isString(v.digest)],
+  ['deps', 'a mapping path → { kind, hash, size }', (v) => recordOf(v, (d) => isRecord(d) && isString(d.kind) && isString(d.hash) && isCount(d.size))],
+  ['params', 'a mapping', isRecord],
+  ['env', 'a mapping of strings', (v) => recordOf(v, isString)],
+  ['shape', '{ nodes, tasksPerNode, cpusPerTask } counts', (v) => isRecord(v) && isCount(v.nodes) && isCount(v.tasksPerNode) && isCount(v.cpusPerTask)],
+  ['upstream', 'a mapping stage → fingerprint', (v) => recordOf(v, isString)],
+  ['outs', 'a list of strings', (v) => Array.isArray(v) && v.every(isString)],
+];
+
+/** What is wrong with a lock entry, or null. */
+function entryProblem(e: unknown, complete: boolean): string | null {
+  if (!isRecord(e)) return 'not a mapping';
+  if (typeof e.fingerprint !== 'string') return 'fingerprint is not a string';
+  // '' is an entry of another fingerprint recipe (see below); anything else is a BLAKE3 digest.
+  if (complete && e.fingerprint !== '' && !/^[0-9a-f]{64}$/.test(e.fingerprint)) return 'fingerprint is not 64 lowercase hex digits';
+  if (!Array.isArray(e.outRecords)) return 'outRecords is not a list';
+  for (const r of e.outRecords) {
+    const p = outputRecordProblem(r);
+    if (p !== null) return `outRecords: ${p}`;
+    // Outputs are restored to these paths: only normalised paths inside the workspace.
+    const path = (r as OutputRecord).path;
+    if (!isWorkspacePath(path)) return `outRecords: output path ${JSON.stringify(path)} is not a relative path inside the workspace`;
+  }
+  if (!isRecord(e.deps)) return 'deps is not a mapping';
+  for (const [key, what, ok] of COMPONENTS) {
+    const v = e[key];
+    if (v === undefined) {
+      if (complete) return `${key} is missing (expected ${what})`;
+    } else if (!ok(v)) {
+      return `${key} is not ${what}`;
+    }
+  }
+  return null;
+}
+
+/** A normalised workspace-relative path: no '', '.', '..' segments, not absolute, no NUL or backslash. */
+function isWorkspacePath(p: string): boolean {
+  return !p.startsWith('/') && !/[\0\\]/.test(p) && p.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
+}
+
+/** True when a JSON value nests deeper than {@link MAX_DEPTH} (checked without recursion). */
+function tooDeep(v: unknown): boolean {
+  const todo: [unknown, number][] = [[v, 0]];
+  for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+    const [x, d] = next;
+    if (x === null || typeof x !== 'object') continue;
+    if (d >= MAX_DEPTH) return true;
+    for (const c of Object.values(x)) todo.push([c, d + 1]);
+  }
+  return false;
 }

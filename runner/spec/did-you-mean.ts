@@ -33,18 +33,36 @@ function threshold(word: string): number {
 }
 
 /**
+ * Longest word a suggestion is looked for. A typo is made in a name or a path someone types;
+ * the distance costs length² per candidate, so a hostile file of long names (thousands of
+ * characters, compared with each other) must not turn a check into minutes of CPU.
+ */
+const MAX_WORD = 200;
+
+/** Cells of distance tables one lookup may fill (a few milliseconds); then the best so far stands. */
+const BUDGET = 1_000_000;
+
+/**
  * The candidate closest to `word`, or null when nothing is close enough. Ties go to the
  * earlier candidate, so callers control preference by ordering.
  */
 export function closest(word: string, candidates: Iterable<string>): string | null {
+  if (word.length > MAX_WORD) return null;
   const max = threshold(word);
   let best: string | null = null;
   let bestD = max + 1;
   const lower = word.toLowerCase();
+  let spent = 0;
   for (const c of candidates) {
     if (c === word) continue;
     // A case-only difference is the most likely intent.
-    const d = c.toLowerCase() === lower ? 0.5 : editDistance(word, c, max);
+    let d = 0.5;
+    if (c.toLowerCase() !== lower) {
+      if (Math.abs(c.length - word.length) > max) continue;
+      spent += (word.length + 1) * (c.length + 1);
+      if (spent > BUDGET) break;
+      d = editDistance(word, c, max);
+    }
     if (d < bestD) {
       best = c;
       bestD = d;

@@ -20,6 +20,12 @@ interface OutputDecl {
 
 const fileStart = (file: string): SourcePos => ({ file, line: 1, col: 1 });
 
+/**
+ * Unknown references that get a "did you mean" (each compares against every candidate): a file
+ * with thousands of broken references is answered in seconds, the first ones with suggestions.
+ */
+const MAX_SUGGESTIONS = 50;
+
 /** Run the workspace-level checks and assemble the model, or return every diagnostic. */
 export function linkWorkspace(results: readonly ParseResult[], ctx: SpecContext): LoadResult {
   const diagnostics: Diagnostic[] = [];
@@ -106,6 +112,7 @@ function expandStageRefs(
     }
   }
   const candidates = [...cellsByBase.keys(), ...ids];
+  let suggestions = MAX_SUGGESTIONS;
   const result: { stage: Stage; source: StageSource }[] = [];
   for (const r of results) {
     for (const s of r.stages) {
@@ -143,7 +150,7 @@ function expandStageRefs(
         if (targets === null) {
           const refBase = d.stage.split('@')[0] ?? d.stage;
           if (unchecked.has(refBase) || incomplete.has(refBase.split('/')[0] ?? '')) return;
-          const guess = closest(d.stage, candidates);
+          const guess = suggestions-- > 0 ? closest(d.stage, candidates) : null;
           const shown = guess?.startsWith(`${s.pipeline}/`) ? guess.slice(s.pipeline.length + 1) : guess;
           out.push({
             code: 'HPCFLOW_SPEC_UNKNOWN_DEP',
@@ -229,6 +236,7 @@ function checkPathDeps(
 ): void {
   const producer = new Map(outputs.map((o) => [o.path, o.stage]));
   const existence = new Map<string, boolean>();
+  let suggestions = MAX_SUGGESTIONS;
   for (const s of stages) {
     const src = sources.get(s.id);
     s.deps.forEach((d, i) => {
@@ -240,9 +248,12 @@ function checkPathDeps(
         existence.set(d.path, exists);
       }
       if (exists) return;
-      const dir = parentDir(d.path);
-      const siblings = (ctx.listDir?.(dir) ?? []).map((n) => (dir === '' ? n : `${dir}/${n}`));
-      const guess = closest(d.path, [...index.paths(), ...siblings]);
+      let guess: string | null = null;
+      if (suggestions-- > 0) {
+        const dir = parentDir(d.path);
+        const siblings = (ctx.listDir?.(dir) ?? []).map((n) => (dir === '' ? n : `${dir}/${n}`));
+        guess = closest(d.path, [...index.paths(), ...siblings]);
+      }
       const by = guess === null ? undefined : producer.get(guess);
       out.push({
         code: 'HPCFLOW_SPEC_UNKNOWN_DEP',

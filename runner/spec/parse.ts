@@ -4,7 +4,7 @@
  */
 import type { Diagnostic } from '../model/diagnostic.js';
 import type { Stage } from '../model/pipeline.js';
-import { normaliseWorkspacePath } from './paths.js';
+import { normaliseWorkspacePath, pathProblemText } from './paths.js';
 import { ParamsFiles } from './params.js';
 import { resolveParams } from './resolve-params.js';
 import { resolveStage } from './resolve-stage.js';
@@ -90,7 +90,7 @@ export function parsePipelineFile(text: string, file: string, ctx: SpecContext):
       if (!n.ok) {
         diagnostics.push({
           code: 'HPCFLOW_SPEC_PATH_ESCAPE',
-          message: `params_file '${raw.params_file}' ${n.reason === 'absolute' ? 'is absolute' : 'leads outside the workspace'}`,
+          message: `params_file '${raw.params_file}' ${pathProblemText(n.reason)}`,
           pos: src.pos(['params_file']),
           hint: 'params files are workspace-relative, e.g. params.yaml or config/params.yaml',
         });
@@ -110,11 +110,20 @@ export function parsePipelineFile(text: string, file: string, ctx: SpecContext):
       const r = ok ? { outputs: [], complete: true } : rawOutputs(rawStages[name]);
       declared.push({ pipeline, name, baseId, pos, broken: !ok, outputs: r.outputs, outputsComplete: r.complete });
     };
-    if (broken.has(null) || broken.has(name) || !STAGE_NAME_RE.test(name)) {
+    // (A key the YAML value spells differently is never validated: treat it as broken, not parse it.)
+    if (broken.has(null) || broken.has(name) || !STAGE_NAME_RE.test(name) || !Object.hasOwn(rawStages, name)) {
       declare(false);
       continue;
     }
-    const input = StageSchema.parse(rawStages[name]);
+    // zod validates a record without its `__proto__` entry: such a stage is checked here.
+    const checked = StageSchema.safeParse(rawStages[name]);
+    if (!checked.success) {
+      const issues = checked.error.issues.map((i) => ({ ...i, path: ['stages', name, ...i.path] }));
+      diagnostics.push(...issuesToDiagnostics(issues, src, PipelineFileSchema));
+      declare(false);
+      continue;
+    }
+    const input = checked.data;
     const paramsFilePos = typeof raw.params_file === 'string' ? src.pos(['params_file']) : null;
     const rp = resolveParams(input, { src, baseId, stagePath: ['stages', name], paramsFile, paramsFilePos, files });
     const rs = resolveStage(name, input, rp, { pipeline, src, defaults, ctx, imageChecks });

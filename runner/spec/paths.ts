@@ -3,15 +3,22 @@ import { posix } from 'node:path';
 /** Outcome of normalising a user-written path. */
 export type NormalisedPath =
   | { readonly ok: true; readonly path: string }
-  | { readonly ok: false; readonly reason: 'absolute' | 'escape' };
+  | { readonly ok: false; readonly reason: 'absolute' | 'escape' | 'nul' };
+
+/** How a refused path is described after it: `dep path 'x' <this>`. */
+export function pathProblemText(reason: 'absolute' | 'escape' | 'nul'): string {
+  return reason === 'absolute' ? 'is absolute' : reason === 'nul' ? 'contains a NUL byte' : 'leads outside the workspace';
+}
 
 /**
  * Workspace-relative POSIX form: backslashes become slashes, `.`/`..` segments are folded,
  * no leading `./`, no trailing slash; the workspace root itself is ''. Absolute paths and
  * paths that climb out of the workspace are refused, since stages run with the workspace
- * mounted and must not read or write outside it.
+ * mounted and must not read or write outside it. A NUL byte is refused too: no file system
+ * call accepts one.
  */
 export function normaliseWorkspacePath(raw: string): NormalisedPath {
+  if (raw.includes('\0')) return { ok: false, reason: 'nul' };
   const s = raw.replace(/\\/g, '/');
   if (s.startsWith('/') || /^[A-Za-z]:\//.test(s) || s.startsWith('~')) return { ok: false, reason: 'absolute' };
   const n = posix.normalize(s);

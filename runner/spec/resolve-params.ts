@@ -4,7 +4,7 @@
  */
 import type { Diagnostic } from '../model/diagnostic.js';
 import type { ParamValue, SourcePos } from '../model/pipeline.js';
-import { normaliseWorkspacePath } from './paths.js';
+import { normaliseWorkspacePath, pathProblemText } from './paths.js';
 import type { ParamsFiles } from './params.js';
 import type { StageInput } from './schema.js';
 import type { ValuePath, YamlSource } from './yaml-source.js';
@@ -34,10 +34,10 @@ export interface ParamsEnv {
   readonly files: ParamsFiles;
 }
 
-function escapeDiagnostic(raw: string, reason: 'absolute' | 'escape', env: ParamsEnv, path: ValuePath): Diagnostic {
+function escapeDiagnostic(raw: string, reason: 'absolute' | 'escape' | 'nul', env: ParamsEnv, path: ValuePath): Diagnostic {
   return {
     code: 'HPCFLOW_SPEC_PATH_ESCAPE',
-    message: `params file path '${raw}' ${reason === 'absolute' ? 'is absolute' : 'leads outside the workspace'}`,
+    message: `params file path '${raw}' ${pathProblemText(reason)}`,
     pos: env.src.pos(path),
     hint: 'params files are workspace-relative, e.g. params.yaml or config/params.yaml',
   };

@@ -11,7 +11,7 @@ import { FRAMEWORKS, kernelCommand, planKernel } from '../frameworks/index.js';
 import type { DepSpec, ImageSpec, OutSpec, ParamValue, SourcePos, Stage, StageKernel } from '../model/pipeline.js';
 import { didYouMean } from './did-you-mean.js';
 import { interpolate } from './interpolate.js';
-import { normaliseWorkspacePath } from './paths.js';
+import { normaliseWorkspacePath, pathProblemText } from './paths.js';
 import type { MatrixValue, ResolvedParams } from './resolve-params.js';
 import type { DefaultsInput, KernelInput, StageInput } from './schema.js';
 import type { SpecContext, StageSource } from './types.js';
@@ -117,7 +117,7 @@ export function resolveStage(name: string, input: StageInput, rp: ResolvedParams
       if (!n.ok) {
         fail({
           code: 'HPCFLOW_SPEC_PATH_ESCAPE',
-          message: `${NOUN[kind]} path '${text}' ${n.reason === 'absolute' ? 'is absolute' : 'leads outside the workspace'}`,
+          message: `${NOUN[kind]} path '${text}' ${pathProblemText(n.reason)}`,
           pos: src.pos(path),
           hint: 'paths are relative to the workspace root (the directory holding pipelines/); stages cannot read or write outside it',
         });
@@ -288,6 +288,8 @@ function resolveKernel(
     return null;
   }
   const source = wsPath(sourceRaw, at('source'));
+  // A refused path (reported by wsPath) is not even looked up: no probing outside the workspace.
+  if (!normaliseWorkspacePath(source).ok) return null;
   const unit = posix.dirname(source);
   if (env.ctx.exists(source) !== 'file') {
     fail({
@@ -313,6 +315,7 @@ function resolveKernel(
     launch: variant?.launch ?? input.launch ?? 'auto',
     project: projectRaw === undefined ? null : wsPath(projectRaw, at('project')),
   };
+  if (spec.project !== null && !normaliseWorkspacePath(spec.project).ok) return null;
   let plan: ReturnType<typeof planKernel>;
   try {
     plan = planKernel({ kernel: spec, shape: resources, placement: 'local', site: {}, launch: {} });

@@ -21,6 +21,7 @@ export function listPipelineFiles(workspace: string): string[] | null {
 
 /** What is at an absolute path, following symlinks. */
 export function kindOf(abs: string): 'file' | 'dir' | null {
+  if (abs.includes('\0')) return null; // no such path can exist (and statSync would throw)
   const st = statSync(abs, { throwIfNoEntry: false });
   if (!st) return null;
   return st.isDirectory() ? 'dir' : 'file';

@@ -1,13 +1,11 @@
 import { execa } from 'execa';
-import { existsSync } from 'node:fs';
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashFile } from '../../runner/fingerprint/hash-file.js';
-import { parseLockfile } from '../../runner/lockfile/lockfile.js';
 import { BIN, events, hpcflow } from '../helpers/cli.js';
 import { recordFaults } from '../helpers/fault-ledger.js';
+import { checkNothingCorrupt } from './fault-helpers.js';
 
 /**
  * Crash safety: SIGKILL the runner at random moments of a run (hashing, image build, a stage
@@ -39,33 +37,6 @@ async function hpcflowContainers(): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean);
 }
 
-/** Every object's content hashes to its name; every run-cache entry parses; the lockfile parses. */
-async function checkNothingCorrupt(): Promise<{ objects: number; entries: number }> {
-  const lockPath = join(ws, 'hpcflow.lock');
-  if (existsSync(lockPath)) parseLockfile(await readFile(lockPath, 'utf8'));
-  let objects = 0;
-  const objDir = join(ws, '.hpcflow/cache/objects');
-  if (existsSync(objDir)) {
-    for (const shard of await readdir(objDir)) {
-      for (const rest of await readdir(join(objDir, shard))) {
-        const { hash } = await hashFile(join(objDir, shard, rest));
-        expect(hash, `object ${shard}${rest}`).toBe(`${shard}${rest}`);
-        objects += 1;
-      }
-    }
-  }
-  let entries = 0;
-  const runsDir = join(ws, '.hpcflow/cache/runs');
-  if (existsSync(runsDir)) {
-    for (const shard of await readdir(runsDir)) {
-      for (const f of await readdir(join(runsDir, shard))) {
-        JSON.parse(await readFile(join(runsDir, shard, f), 'utf8'));
-        entries += 1;
-      }
-    }
-  }
-  return { objects, entries };
-}
 
 beforeAll(async () => {
   ws = await mkdtemp(join(tmpdir(), 'hpcflow-crash-'));
@@ -103,7 +74,7 @@ describe('SIGKILL at random points of a run', () => {
         const oc = e.outcome as { status?: string } | undefined;
         if (e.type === 'stage-end' && (oc?.status === 'ran' || oc?.status === 'restored')) finished.add(e.stage as string);
       }
-      await checkNothingCorrupt();
+      await checkNothingCorrupt(ws);
     }
     expect(faults).toBeGreaterThanOrEqual(KILLS - 2); // a restore may finish before its kill
 
@@ -116,7 +87,7 @@ describe('SIGKILL at random points of a run', () => {
     // (a later forced run killed mid-stage leaves it restorable: same fingerprint, in the cache).
     const lost = reran.filter((id) => finished.has(id));
     expect(lost).toEqual([]);
-    const { objects, entries } = await checkNothingCorrupt();
+    const { objects, entries } = await checkNothingCorrupt(ws);
     expect(entries).toBeGreaterThan(0);
     expect(objects).toBeGreaterThan(0);
     expect(await hpcflowContainers()).toEqual([]);

@@ -1,6 +1,7 @@
 /**
  * Helpers for tests that use the real Slurm test cluster of scripts/slurm-cluster.sh: a controller
- * and compute nodes n1..n3, each a Docker container, with this machine as the login node (the Slurm
+ * and compute nodes n1..n3 (partition `debug`, the default) plus the fault node n4 (alone in
+ * partition `faults`), each a Docker container, with this machine as the login node (the Slurm
  * CLI with SLURM_CONF). docs/slurm-cluster.md describes it.
  *
  * The suite's global setup runs `scripts/slurm-cluster.sh up`; Slurm test files also call
@@ -9,7 +10,7 @@
  * Job directories, scripts and outputs must live under SLURM_SHARED (mounted at the same path in
  * every node): use `sharedTempDir()`.
  */
-import { mkdtemp, chmod, mkdir, rm } from 'node:fs/promises';
+import { mkdtemp, chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -23,6 +24,12 @@ export const SLURM_SHARED = process.env.HPCFLOW_SLURM_SHARED ?? '/tmp/hpcflow-sl
 export const SLURM_CONF = path.join(SLURM_RUN, 'etc', 'slurm.conf');
 /** Node container of node `n1`… is `hpcflow-slurm-n1`… */
 export const SLURM_NODE_CONTAINER_PREFIX = 'hpcflow-slurm-';
+/**
+ * The node fault tests may take down or drain: the one after the `debug` nodes, alone in its
+ * partition, so that no other test's job runs there. Use it under `withFaultNode()`.
+ */
+export const FAULT_NODE = `n${Number(process.env.HPCFLOW_SLURM_NODES ?? '3') + 1}`;
+export const FAULT_PARTITION = 'faults';
 
 /** The environment for the Slurm CLI (sbatch, srun, squeue, sacct, scontrol, scancel). */
 export function slurmEnv(): NodeJS.ProcessEnv {
@@ -132,4 +139,72 @@ export async function listJobs(): Promise<SlurmJob[]> {
 /** The jobs of `listJobs()` that are still active (see ACTIVE_JOB_STATES). */
 export async function activeJobs(): Promise<SlurmJob[]> {
   return (await listJobs()).filter((j) => ACTIVE_JOB_STATES.has(j.state));
+}
+
+/** Slurm's state of a node, upper case with its flags (`IDLE`, `DOWN+NOT_RESPONDING`, `IDLE+DRAIN`, `MIXED`…). */
+export async function nodeState(node: string): Promise<string> {
+  const r = await execa('scontrol', ['show', 'node', '-o', node], { env: slurmEnv() });
+  return /\bState=(\S+)/.exec(r.stdout)?.[1] ?? 'UNKNOWN';
+}
+
+/** `scontrol update nodename=… state=…` (reason required by Slurm for down and drain). */
+export async function setNodeState(node: string, state: 'down' | 'drain' | 'resume', reason = 'hpcflow fault test'): Promise<void> {
+  const args = ['update', `nodename=${node}`, `state=${state}`, ...(state === 'resume' ? [] : [`reason=${reason}`])];
+  await execa('scontrol', args, { env: slurmEnv() });
+}
+
+/**
+ * Back in service and idle: resumes the node when it is down or drained (ReturnToService=2 may
+ * already have brought a downed node back), then waits until it is idle.
+ */
+export async function restoreNode(node: string, timeoutMs = 60_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const state = await nodeState(node);
+    if (state === 'IDLE') return;
+    if (/DOWN|DRAIN|FAIL/.test(state)) await setNodeState(node, 'resume').catch(() => undefined);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`node ${node} is still ${state} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * Runs `fn` holding the fault node: a lock directory under SLURM_RUN, so that two test runs (two
+ * engineers on one machine) never take the node down under each other's jobs. A lock whose
+ * process is gone is taken over. The node is back in service and idle before and after `fn`.
+ */
+export async function withFaultNode<T>(fn: (node: string) => Promise<T>, waitMs = 300_000): Promise<T> {
+  const lock = path.join(SLURM_RUN, 'fault-node.lock');
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number((await readFile(path.join(lock, 'pid'), 'utf8').catch(() => '')).trim());
+      let alive = false;
+      if (Number.isInteger(pid) && pid > 0) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch (err) {
+          alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      }
+      // No pid yet: its owner is between mkdir and writing it, unless that was long ago.
+      const age = Date.now() - ((await stat(lock).catch(() => null))?.mtimeMs ?? 0);
+      if (!alive && (pid > 0 || age > 10_000)) await rm(lock, { recursive: true, force: true });
+      else if (Date.now() - t0 > waitMs) throw new Error(`the fault node ${FAULT_NODE} stayed locked by process ${pid} (${lock})`);
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  try {
+    await writeFile(path.join(lock, 'pid'), `${process.pid}\n`);
+    await restoreNode(FAULT_NODE);
+    return await fn(FAULT_NODE);
+  } finally {
+    await restoreNode(FAULT_NODE).catch(() => undefined);
+    await rm(lock, { recursive: true, force: true });
+  }
 }

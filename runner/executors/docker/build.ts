@@ -83,14 +83,18 @@ export async function buildImage(docker: Dockerode, opts: BuildOptions): Promise
     });
   }
 
-  // The progress stream: one JSON object a line (build-events.ts).
-  const ndjson = createLineSplitter((line) => {
-    for (const ev of parseBuildEvent(line)) {
-      if (ev.kind === 'log') lines.push(Buffer.from(ev.text));
-      else if (ev.kind === 'image-id') auxId = ev.id;
-      else errorMessage ??= ev.message;
-    }
-  });
+  // The progress stream: one JSON object a line (build-events.ts). The engine cuts build output
+  // into small messages; the bound only keeps a broken stream from growing without end.
+  const ndjson = createLineSplitter(
+    (line) => {
+      for (const ev of parseBuildEvent(line)) {
+        if (ev.kind === 'log') lines.push(Buffer.from(ev.text));
+        else if (ev.kind === 'image-id') auxId = ev.id;
+        else errorMessage ??= ev.message;
+      }
+    },
+    { maxLine: 16 * 2 ** 20 },
+  );
   let onAbort = (): void => {};
   try {
     await new Promise<void>((resolve, reject) => {

@@ -25,7 +25,7 @@ import { LABELS, containerCreateOptions, containerName, workingDir } from './con
 import type { NetworkMode } from './container-spec.js';
 import { contextImageTag, hashBuildContext, resolveBuildContext } from './context-hash.js';
 import type { BuildContext, ContextHash } from './context-hash.js';
-import { createEngineApi, resolveSocketPath, statusCode } from './engine-api.js';
+import { createEngineApi, describeEngineError, engineUnavailable, isConnectionError, resolveSocketPath, statusCode } from './engine-api.js';
 import type { EngineApi } from './engine-api.js';
 import { closeDockerode, loadDockerode } from './load-dockerode.js';
 import { ownerPidFromName, selectOrphans } from './orphans.js';
@@ -258,6 +258,17 @@ export class DockerExecutor implements Executor {
   }
 
   async cleanupOrphans(): Promise<number> {
+    try {
+      return await this.removeOrphans();
+    } catch (e) {
+      // The first call of a run to the engine: an engine that is down is said so, not a stack trace.
+      if (isConnectionError(e)) throw engineUnavailable(this.socketPath, e);
+      if (e instanceof HpcflowError) throw e;
+      throw new HpcflowError('HPCFLOW_ENGINE_UNAVAILABLE', `the Docker engine failed to list or remove leftover containers: ${describeEngineError(e)}`, { cause: e });
+    }
+  }
+
+  private async removeOrphans(): Promise<number> {
     const docker = await this.docker();
     const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.ownerHost}=${this.host}`] } });
     const orphans = selectOrphans(

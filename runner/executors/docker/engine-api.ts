@@ -61,10 +61,22 @@ export function resolveSocketPath(
   );
 }
 
-/** True for errors that mean "no engine listens there" rather than "the engine said no". */
+/**
+ * True for errors that mean "no engine listens there" (or it went away mid-request) rather than
+ * "the engine said no".
+ */
 export function isConnectionError(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
-  return code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ECONNRESET';
+  return code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+/** Whether an engine answers `GET /_ping` on a fresh connection within `timeoutMs`. Never throws. */
+export async function engineReachable(socketPath: string, timeoutMs = 2000): Promise<boolean> {
+  try {
+    return (await request(socketPath, '/_ping', timeoutMs)).status === 200;
+  } catch {
+    return false;
+  }
 }
 
 /** HTTP status of a dockerode error, if it has one. */

@@ -2,15 +2,20 @@
  * The thin effectful shell around one container: create → attach → start → wait → inspect →
  * read usage → remove. The container is removed in every path (command failed, time limit,
  * abort, create/attach/start threw); only an unreachable engine at create time is thrown.
+ *
+ * An engine that goes away while the stage runs (stopped, restarted, crashed) is an engine error
+ * of the stage, said as such: the container it stopped or left behind is removed by the next
+ * run's orphan cleanup (it carries this process's pid, which is dead by then).
  */
+import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import type Dockerode from 'dockerode';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { LogStream, StageRunResult } from '../executor.js';
-import { describeEngineError, engineUnavailable, isConnectionError, statusCode } from './engine-api.js';
+import { describeEngineError, engineReachable, engineUnavailable, isConnectionError, statusCode } from './engine-api.js';
 import { readCgroupUsage, removeCgroup } from './cgroup-usage.js';
 import type { CgroupLayout, CgroupUsage } from './cgroup-usage.js';
-import { createLineSplitter } from './log-lines.js';
+import { createLineSplitter, createOutputPressure } from './log-lines.js';
 import { roundMs, stageTimings, wallClockMs } from './run-timing.js';
 
 export interface RunContainerOptions {
@@ -57,8 +62,11 @@ function longTimeout(ms: number, fn: () => void): () => void {
   return () => clearTimeout(handle);
 }
 
-/** force-remove; 404 means already gone; 409 "removal in progress" is waited out. */
-async function removeContainer(c: Dockerode.Container): Promise<string | null> {
+/**
+ * force-remove; 404 means already gone; 409 "removal in progress" is waited out. An engine that
+ * cannot be reached is not retried: the container stays until the next run's orphan cleanup.
+ */
+async function removeContainer(c: Dockerode.Container): Promise<{ error: string; unreachable: boolean } | null> {
   let last: unknown;
   for (let attempt = 0; attempt < 6; attempt++) {
     try {
@@ -67,10 +75,62 @@ async function removeContainer(c: Dockerode.Container): Promise<string | null> {
     } catch (e) {
       if (statusCode(e) === 404) return null;
       last = e;
+      if (isConnectionError(e)) return { error: describeEngineError(e), unreachable: true };
       await sleep(100 * (attempt + 1));
     }
   }
-  return `container ${c.id.slice(0, 12)} could not be removed: ${describeEngineError(last)}`;
+  return { error: describeEngineError(last), unreachable: false };
+}
+
+/**
+ * `POST /containers/{id}/wait`, read as a stream. Not dockerode's `wait()`: when the engine goes
+ * away after answering with the headers (it sends them at once and the body at the exit),
+ * docker-modem listens neither for the response's error nor for its close, so that promise never
+ * settles — the runner then had nothing left to wait on and exited 0 in the middle of the run.
+ */
+function waitForExit(docker: Dockerode, id: string): Promise<{ StatusCode?: number }> {
+  return new Promise((resolve, reject) => {
+    docker.modem.dial(
+      {
+        path: `/containers/${id}/wait?`,
+        method: 'POST',
+        isStream: true,
+        statusCodes: { 200: true, 400: 'bad parameter', 404: 'no such container', 500: 'server error' },
+        options: {},
+      },
+      (err, res) => {
+        if (err !== null) {
+          reject(err);
+          return;
+        }
+        const body = res as IncomingMessage;
+        const chunks: Buffer[] = [];
+        let ended = false;
+        const lost = (): void => {
+          if (ended) return;
+          ended = true;
+          reject(Object.assign(new Error('connection lost while waiting for the container to exit'), { code: 'ECONNRESET' }));
+        };
+        body.on('data', (c: Buffer) => chunks.push(c));
+        body.on('error', lost);
+        body.on('close', lost);
+        body.on('end', () => {
+          if (ended) return;
+          ended = true;
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { StatusCode?: number });
+          } catch {
+            reject(Object.assign(new Error('the engine answered the wait with no exit status'), { code: 'ECONNRESET' }));
+          }
+        });
+      },
+    );
+  });
+}
+
+/** What a stage's result says when the engine went away while it ran. */
+function engineLost(socketPath: string, cause: string): string {
+  return `the Docker engine at unix://${socketPath} went away while the stage was running (${cause}): it was stopped, restarted or crashed; run again once it is back`;
 }
 
 export async function runContainer(
@@ -124,11 +184,12 @@ export async function runContainer(
     killNow();
   };
 
+  const socketPath = opts.socketPath ?? 'docker.sock';
   try {
     await execute();
   } catch (e) {
     if (container === undefined) throw e;
-    engineError ??= describeEngineError(e);
+    engineError ??= isConnectionError(e) ? engineLost(socketPath, describeEngineError(e)) : describeEngineError(e);
   } finally {
     cancelTimer();
     opts.signal.removeEventListener('abort', onAbort);
@@ -137,9 +198,19 @@ export async function runContainer(
     splitters.stdout.flush();
     splitters.stderr.flush();
     if (container !== undefined) {
-      const removeError = await removeContainer(container);
-      if (removeError === null) opts.onRemoved?.(container.id);
-      else engineError ??= removeError;
+      // A stage that did not succeed while the engine was going down (it stops containers on
+      // its way out, and answers on connections it already had): a fresh connection tells.
+      const suspect = engineError === null && !canceled && !timedOut && (killed || exitCode !== 0);
+      if (suspect && opts.socketPath !== undefined && !(await engineReachable(opts.socketPath))) {
+        engineError = engineLost(socketPath, 'it no longer answers');
+      }
+      const removal = await removeContainer(container);
+      const id = container.id.slice(0, 12);
+      if (removal === null) opts.onRemoved?.(container.id);
+      else if (removal.unreachable) {
+        const left = `container ${id} was left behind (the next run removes it)`;
+        engineError = engineError === null ? `${engineLost(socketPath, removal.error)}; ${left}` : `${engineError}; ${left}`;
+      } else engineError ??= `container ${id} could not be removed: ${removal.error}`;
       if (cgroupParent !== undefined && opts.cgroup) await removeCgroup(opts.cgroup, cgroupParent);
     }
   }
@@ -168,8 +239,10 @@ export async function runContainer(
       s.on('close', resolve);
       s.on('error', () => resolve());
     });
-    // Plain synchronous sinks: every frame is split into lines before the stream's 'end'.
-    const sink = (name: LogStream) => ({ write: (chunk: Buffer) => (splitters[name].push(chunk), true) });
+    // Plain synchronous sinks: every frame is split into lines before the stream's 'end'; while
+    // the runner's own output is backed up (a pipe to a slow reader), the stream waits.
+    const hold = createOutputPressure(s);
+    const sink = (name: LogStream) => ({ write: (chunk: Buffer) => (splitters[name].push(chunk), hold(), true) });
     docker.modem.demuxStream(
       s,
       sink('stdout') as unknown as NodeJS.WritableStream,
@@ -188,7 +261,7 @@ export async function runContainer(
       });
     }
 
-    const waited = (await c.wait()) as { StatusCode?: number };
+    const waited = await waitForExit(docker, c.id);
     endMs = wallClockMs();
     cancelTimer();
     await kill;

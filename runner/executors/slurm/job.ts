@@ -64,6 +64,10 @@ export function sbatchArgs(req: JobRequest, site: SlurmSite): string[] {
     `--error=${posix.join(req.logDir, '%j.err')}`,
     // Nothing of the runner's environment (tokens, its PATH) reaches the job: the script sets it.
     '--export=NONE',
+    // A job whose node fails ends as NODE_FAIL and the runner says so; requeued (Slurm's default
+    // for batch jobs) it would sit pending (BeginTime, then waiting for a node) with the runner
+    // waiting on it, and run again unseen. Re-running is the next run's decision.
+    '--no-requeue',
   ];
   if (r.memoryBytes !== null) args.push(`--mem=${Math.max(1, Math.ceil(r.memoryBytes / 1024 ** 2))}M`);
   if (r.timeLimitSec !== null) args.push(`--time=${timeMinutes(r.timeLimitSec)}`);
