@@ -6,9 +6,15 @@
 //
 // The hashing worker (runner/fingerprint/hash-worker.js, plain JavaScript) is copied as is to
 // dist/hash-worker.js, where HashPool finds it from the entry file or from dist/chunks/.
-// `--outdir=DIR` builds elsewhere (tests of the bundle layout); DIR is replaced, like dist/.
+// `--outdir=DIR` builds elsewhere (tests of the bundle layout).
+//
+// The build goes to a temporary directory first and is then moved into place file by file:
+// content-hashed chunks are added next to the old ones, then the entry file is renamed over the
+// old entry. A CLI process started from the old build (a test still running while another run's
+// setup rebuilds) still finds its lazily imported chunks; old chunks are removed once they are
+// an hour old and no longer part of the build.
 import { build } from 'esbuild';
-import { copyFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,11 +22,12 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const outArg = process.argv.find((a) => a.startsWith('--outdir='));
 const outdir = outArg === undefined ? join(root, 'dist') : resolve(outArg.slice('--outdir='.length));
 
-await rm(outdir, { recursive: true, force: true });
+const tmp = `${outdir}.tmp-${process.pid}`;
+await rm(tmp, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
   entryPoints: { hpcflow: 'runner/cli/main.ts' },
-  outdir,
+  outdir: tmp,
   bundle: true,
   splitting: true,
   format: 'esm',
@@ -31,4 +38,19 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
   logLevel: 'warning',
 });
-await copyFile(join(root, 'runner/fingerprint/hash-worker.js'), join(outdir, 'hash-worker.js'));
+await copyFile(join(root, 'runner/fingerprint/hash-worker.js'), join(tmp, 'hash-worker.js'));
+
+await mkdir(join(outdir, 'chunks'), { recursive: true });
+const fresh = new Set(await readdir(join(tmp, 'chunks')));
+for (const name of fresh) await rename(join(tmp, 'chunks', name), join(outdir, 'chunks', name));
+// The entry last: once it is in place, new processes load the new build.
+for (const name of await readdir(tmp)) {
+  if (name !== 'chunks') await rename(join(tmp, name), join(outdir, name));
+}
+await rm(tmp, { recursive: true, force: true });
+const cutoff = Date.now() - 60 * 60_000;
+for (const name of await readdir(join(outdir, 'chunks'))) {
+  if (fresh.has(name)) continue;
+  const p = join(outdir, 'chunks', name);
+  if ((await stat(p)).mtimeMs < cutoff) await rm(p, { force: true });
+}
