@@ -22,6 +22,8 @@ export interface HashResult {
   readonly ratioToBlake3: number;
   /** hashFile throughput / cat of the same page-cached file. */
   readonly ratioToCat: number;
+  /** Time against size (the scaling study's ms per GB): page-cached files of several sizes, alternated. */
+  readonly sizes: readonly { readonly bytes: number; readonly hashFileMs: Sample; readonly b3sum1Ms: Sample | null; readonly catMs: Sample }[];
 }
 
 /**
@@ -29,13 +31,17 @@ export interface HashResult {
  * against `cat file > /dev/null` (the read ceiling) and BLAKE3 over memory (the hash ceiling),
  * measured alternately.
  */
-export async function benchHash(bytes: number, reps: number): Promise<HashResult> {
+export async function benchHash(bytes: number, reps: number, sweep: readonly number[] = []): Promise<HashResult> {
   const file = join(tmpdir(), `hpcflow-bench-hash-${process.pid}.bin`);
   const chunk = Buffer.alloc(1 << 24);
   randomFillSync(chunk);
-  const fh = await open(file, 'w');
-  for (let off = 0; off < bytes; off += chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, bytes - off));
-  await fh.close();
+  const writeRandom = async (path: string, n: number): Promise<void> => {
+    const fh = await open(path, 'w');
+    for (let off = 0; off < n; off += chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, n - off));
+    await fh.close();
+  };
+  await writeRandom(file, bytes);
+  const sweepFiles: string[] = [];
   try {
     await execa('sh', ['-c', `cat '${file}' > /dev/null`]); // warm the page cache
     const gbs = (ms: number): number => bytes / 1e9 / (ms / 1000);
@@ -62,9 +68,30 @@ export async function benchHash(bytes: number, reps: number): Promise<HashResult
     }
     const r = { catGBs: summarize(cat), hashFileGBs: summarize(hf), hashFileSyncGBs: summarize(hfs), blake3MemGBs: summarize(mem) };
     const b3sum1GBs = haveB3sum ? summarize(b3) : null;
+    // The size sweep: one file per size, every size measured in each round (hashFile, b3sum, cat).
+    const sw = sweep.map(() => ({ hf: [] as number[], b3: [] as number[], cat: [] as number[] }));
+    for (const n of sweep) {
+      const f = join(tmpdir(), `hpcflow-bench-hash-${process.pid}-${n}.bin`);
+      sweepFiles.push(f);
+      await writeRandom(f, n);
+      await execa('sh', ['-c', `cat '${f}' > /dev/null`]);
+    }
+    for (let i = 0; i < reps; i++) {
+      for (const [k, f] of sweepFiles.entries()) {
+        const x = sw[k] as (typeof sw)[number];
+        x.hf.push(await timeIt(() => hashFile(f)));
+        if (haveB3sum) x.b3.push(await timeIt(() => execa('b3sum', ['--num-threads', '1', f])));
+        x.cat.push(await timeIt(() => execa('sh', ['-c', `cat '${f}' > /dev/null`])));
+      }
+    }
+    const sizes = sweep.map((n, k) => {
+      const x = sw[k] as (typeof sw)[number];
+      return { bytes: n, hashFileMs: summarize(x.hf), b3sum1Ms: haveB3sum ? summarize(x.b3) : null, catMs: summarize(x.cat) };
+    });
     return {
       bytes,
       ...r,
+      sizes,
       b3sum1GBs,
       ratioToB3sum: b3sum1GBs === null ? null : r.hashFileGBs.median / b3sum1GBs.median,
       ratioToBlake3: r.hashFileGBs.median / r.blake3MemGBs.median,
@@ -72,5 +99,6 @@ export async function benchHash(bytes: number, reps: number): Promise<HashResult
     };
   } finally {
     await rm(file, { force: true });
+    for (const f of sweepFiles) await rm(f, { force: true });
   }
 }

@@ -1,5 +1,5 @@
 import { writeFile, mkdir } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { benchDatasetAdd } from './dataset-add.js';
@@ -12,40 +12,91 @@ import { benchResultsCommit } from './results-commit.js';
 import { benchSlurm } from './slurm.js';
 import { benchSnakemake } from './snakemake.js';
 import { benchStatus } from './status.js';
-import { ROOT, fmt } from './lib.js';
+import { ROOT, buildBenchCli, fmt } from './lib.js';
+import type { Sample } from './lib.js';
+import { benchMpi } from './mpi.js';
+import { clusterUp } from './slurm-lib.js';
 
 /**
- * `npm run bench [-- status hash overhead dataset-hash dataset-add dataset-status results snakemake kernels slurm]`: every comparison is measured side by
- * side in one run and reported as medians with quartiles and ratios, because these machines are
- * shared. `slurm` (starts the Slurm test cluster of scripts/slurm-cluster.sh, as root) runs only when named.
+ * `npm run bench [-- status overhead hash dataset-hash dataset-add dataset-status results snakemake kernels slurm mpi]`:
+ * every comparison is measured side by side in one run and reported as medians with quartiles and
+ * ratios, because these machines are shared. With no names, every section runs (about 15 minutes on
+ * a 2-CPU machine; the run records its own duration).
+ *
+ * It prepares what it needs itself, each step idempotent (a no-op when already there): a Docker engine
+ * and the test images (scripts/build-test-images.sh), the base images of containers/ (for the kernels'
+ * openmp image), b3sum and Snakemake from Debian (as root), the CLI built into a directory of its own
+ * (lib.ts), and for `slurm` and `mpi` the Slurm test cluster (scripts/slurm-cluster.sh, as root).
+ *
  * Writes bench/results/latest.json and .md (a run of named sections: bench/results/<names>.json and
- * .md) and prints a markdown report.
+ * .md) and prints a markdown report; `npm run bench:report` turns the results into docs/performance.md.
+ * A section that fails is recorded as failed and the others still run (exit status 1 at the end).
  */
 const IMAGE = 'hpcflow-test/busybox:1';
-type BenchName = 'status' | 'overhead' | 'hash' | 'dataset-hash' | 'dataset-add' | 'dataset-status' | 'results' | 'snakemake' | 'kernels' | 'slurm';
+const SECTIONS = ['status', 'overhead', 'hash', 'dataset-hash', 'dataset-add', 'dataset-status', 'results', 'snakemake', 'kernels', 'slurm', 'mpi'] as const;
+type BenchName = (typeof SECTIONS)[number];
 const picked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const run = (name: BenchName): boolean => (picked.length === 0 ? name !== 'slurm' : picked.includes(name));
+for (const p of picked) if (!(SECTIONS as readonly string[]).includes(p)) throw new Error(`unknown section ${p} (sections: ${SECTIONS.join(' ')})`);
+const run = (name: BenchName): boolean => picked.length === 0 || picked.includes(name);
+
+const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
+
+async function installIfMissing(cmd: string, pkg: string): Promise<void> {
+  if ((await execa('sh', ['-c', `command -v ${cmd}`], { reject: false })).exitCode === 0 || process.getuid?.() !== 0) return;
+  await execa('sh', ['-c', `apt-get install -y -qq ${pkg} >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq ${pkg} >/dev/null)`], { reject: false });
+}
 
 async function main(): Promise<void> {
+  const tAll = process.hrtime.bigint();
+  // Load averages (1 min) at each section's start and end: how busy the shared machine was.
+  const timing: { prepS: number; sections: Record<string, number>; load: Record<string, [number, number]>; totalS: number } = { prepS: 0, sections: {}, load: {}, totalS: 0 };
+  const failed: Record<string, string> = {};
+  /** Sections measured again because the shared cluster was taken down under them. */
+  const retried: string[] = [];
   await execa('bash', ['scripts/build-test-images.sh'], { cwd: ROOT, stdio: 'inherit' });
-  // b3sum (Debian) is the single-core BLAKE3 reference for the hashing comparison.
-  if ((await execa('sh', ['-c', 'command -v b3sum'], { reject: false })).exitCode !== 0 && process.getuid?.() === 0) {
-    await execa('sh', ['-c', 'apt-get install -y -qq b3sum >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq b3sum >/dev/null)'], { reject: false });
-  }
+  if (run('kernels') || run('slurm') || run('mpi')) await execa('bash', ['scripts/build-base-images.sh'], { cwd: ROOT, stdio: 'inherit' });
+  // b3sum (Debian) is the single-core BLAKE3 reference for the hashing comparisons.
+  if (run('hash') || run('dataset-hash') || run('dataset-add')) await installIfMissing('b3sum', 'b3sum');
   // Snakemake (Debian) is the peer of the change-detection comparison.
-  if (run('snakemake') && (await execa('sh', ['-c', 'command -v snakemake'], { reject: false })).exitCode !== 0 && process.getuid?.() === 0) {
-    await execa('sh', ['-c', 'apt-get install -y -qq snakemake >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq snakemake >/dev/null)'], { reject: false });
-  }
-  await execa('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  if (run('snakemake')) await installIfMissing('snakemake', 'snakemake');
+  await buildBenchCli();
+  if (run('slurm') || run('mpi')) await clusterUp();
+  timing.prepS = since(tAll);
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  const results: Record<string, unknown> = { date: new Date().toISOString(), machine };
+  const results: Record<string, unknown> = { date: new Date().toISOString(), machine, timing, failed, retried };
   const md: string[] = [`# hpcflow benchmarks — ${results.date as string}`, '', `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memGiB} GiB, Node ${machine.node}.`, ''];
+  const section = async (name: BenchName, body: () => Promise<void>): Promise<void> => {
+    if (!run(name)) return;
+    const t0 = process.hrtime.bigint();
+    const load0 = loadavg()[0] ?? 0;
+    process.stderr.write(`bench: ${name}…\n`);
+    try {
+      try {
+        await body();
+      } catch (e) {
+        // The test cluster is shared: a test run elsewhere may have taken it down (its teardown
+        // runs `slurm-cluster.sh down`). Then bring it up again and measure once more.
+        if ((name !== 'slurm' && name !== 'mpi') || (await execa('bash', ['scripts/slurm-cluster.sh', 'status'], { cwd: ROOT, reject: false })).exitCode === 0) throw e;
+        process.stderr.write(`bench: ${name}: the Slurm cluster went down meanwhile (${String(e).split('\n')[0]?.slice(0, 200)}); bringing it up and starting the section again\n`);
+        retried.push(name);
+        await clusterUp();
+        await body();
+      }
+    } catch (e) {
+      failed[name] = e instanceof Error ? (e.stack ?? e.message) : String(e);
+      md.push(`## ${name}: FAILED`, '', '```', failed[name].slice(0, 4000), '```', '');
+      process.stderr.write(`bench: ${name} FAILED: ${failed[name]}\n`);
+    }
+    timing.sections[name] = since(t0);
+    timing.load[name] = [load0, loadavg()[0] ?? 0];
+    process.stderr.write(`bench: ${name} took ${timing.sections[name].toFixed(0)} s\n`);
+  };
 
-  if (run('status')) {
-    const r = await benchStatus([10, 100, 1000, 10000], 7, IMAGE);
+  await section('status', async () => {
+    const r = await benchStatus([10, 100, 1000, 10000], 5, IMAGE);
     results.status = r;
     md.push(
-      '## No-op `hpcflow status`, end to end (process start included), 7 runs each, alternated',
+      `## No-op \`hpcflow status\`, end to end (process start included), ${r[0]?.noop.n ?? 0} runs each, alternated`,
       '',
       '| stages | stat snapshot: median ms (p25–p75) | full planner: median ms (p25–p75) | first run, all caches cold, ms |',
       '|---:|---:|---:|---:|',
@@ -54,17 +105,17 @@ async function main(): Promise<void> {
       md.push(`| ${x.stages} | ${fmt(x.noop.median)} (${fmt(x.noop.p25)}–${fmt(x.noop.p75)}) | ${fmt(x.planner.median)} (${fmt(x.planner.p25)}–${fmt(x.planner.p75)}) | ${fmt(x.cold)} |`);
     }
     md.push('', 'Target: 1,000 stages under 150 ms. `node -e 0` alone takes ~55 ms here.', '');
-  }
-  if (run('overhead')) {
+  });
+  await section('overhead', async () => {
     const r = await benchOverhead(20, 5, IMAGE);
     results.overhead = r;
     md.push('## Runner overhead per stage vs bare dockerode (20 trivial stages, -j1, alternated, 5 reps)', '', '| | median ms | p25–p75 ms |', '|---|---:|---:|');
     md.push(`| bare dockerode create/start/wait/remove | ${fmt(r.bareDockerodeMs.median)} | ${fmt(r.bareDockerodeMs.p25)}–${fmt(r.bareDockerodeMs.p75)} |`);
     md.push(`| hpcflow, marginal per stage | ${fmt(r.hpcflowPerStageMs.median)} | ${fmt(r.hpcflowPerStageMs.p25)}–${fmt(r.hpcflowPerStageMs.p75)} |`);
     md.push('', `Overhead beyond the container: **${fmt(r.overheadMs)} ms** per stage (ratio ${r.ratio.toFixed(2)}). Target: < 20 ms.`, '');
-  }
-  if (run('hash')) {
-    const r = await benchHash(2 ** 30, 5);
+  });
+  await section('hash', async () => {
+    const r = await benchHash(2 ** 30, 5, [2 ** 26, 2 ** 28, 2 ** 30]);
     results.hash = r;
     md.push('## Hashing a page-cached 1 GiB file (5 reps, alternated)', '', '| | median GB/s | p25–p75 |', '|---|---:|---:|');
     const row = (n: string, s: { median: number; p25: number; p75: number }): string => `| ${n} | ${s.median.toFixed(2)} | ${s.p25.toFixed(2)}–${s.p75.toFixed(2)} |`;
@@ -79,8 +130,8 @@ async function main(): Promise<void> {
       `hashFile / BLAKE3 with no I/O = ${r.ratioToBlake3.toFixed(2)}; hashFile / cat = ${r.ratioToCat.toFixed(2)}.`,
       '',
     );
-  }
-  if (run('dataset-hash')) {
+  });
+  await section('dataset-hash', async () => {
     const r = await benchDatasetHash(5);
     results['dataset-hash'] = r;
     const cell = (s: { median: number; p25: number; p75: number } | null): string => (s === null ? '—' : `${s.median.toFixed(2)} (${s.p25.toFixed(2)}–${s.p75.toFixed(2)})`);
@@ -106,8 +157,8 @@ async function main(): Promise<void> {
       `Worker start-up (new pool to first 64 KiB result): ${fmt(r.poolStartMs.median)} ms median; pools are started before timing.`,
       '',
     );
-  }
-  if (run('dataset-add')) {
+  });
+  await section('dataset-add', async () => {
     const r = await benchDatasetAdd(5);
     results['dataset-add'] = r;
     const cell = (s: { median: number; p25: number; p75: number } | null): string => (s === null ? '—' : `${s.median.toFixed(2)} (${s.p25.toFixed(2)}–${s.p75.toFixed(2)})`);
@@ -125,12 +176,12 @@ async function main(): Promise<void> {
       `| **pool / shell floor** | **${r.poolVsCpB3sum === null ? '—' : r.poolVsCpB3sum.toFixed(2)}** |`,
       '',
     );
-  }
-  if (run('dataset-status')) {
-    const r = await benchDatasetStatus([10_000, 100_000], 5);
+  });
+  await section('dataset-status', async () => {
+    const r = await benchDatasetStatus([10_000, 100_000], 4);
     results['dataset-status'] = r;
     md.push(
-      '## `dataset status` of many small files (256 B each, 100 per directory), 5 reps',
+      `## \`dataset status\` of many small files (256 B each, 100 per directory), ${r[0]?.unchanged.n ?? 0} reps`,
       '',
       '| files | unchanged, in-process ms (p25–p75) | floor: walk + stat every file, ms | ratio | 1% changed (re-hashed), ms | `hpcflow dataset status` end to end, ms |',
       '|---:|---:|---:|---:|---:|---:|',
@@ -139,11 +190,11 @@ async function main(): Promise<void> {
       md.push(`| ${x.files} | ${fmt(x.unchanged.median)} (${fmt(x.unchanged.p25)}–${fmt(x.unchanged.p75)}) | ${fmt(x.walkStat.median)} | ${x.ratioToWalk.toFixed(2)} | ${fmt(x.changed1pct.median)} | ${fmt(x.cli.median)} |`);
     }
     md.push('', 'Target: an unchanged 10,000-file status under 100 ms in-process. Unchanged means no file content is read (the stat cache vouches).', '');
-  }
-  if (run('results')) {
+  });
+  await section('results', async () => {
     const r = await benchResultsCommit([
-      { files: 10_000, opts: { commitReps: 9, isoStatusReps: 3, isoAddAllReps: 1, pushReps: 7, raceReps: 5 } },
-      { files: 100_000, opts: { commitReps: 7, isoStatusReps: 0, isoAddAllReps: 0, pushReps: 3, raceReps: 0 } },
+      { files: 10_000, opts: { commitReps: 7, isoStatusReps: 2, isoAddAllReps: 1, pushReps: 5, raceReps: 3 } },
+      { files: 100_000, opts: { commitReps: 5, isoStatusReps: 0, isoAddAllReps: 0, pushReps: 3, raceReps: 0 } },
     ]);
     results.results = r;
     type S = { median: number; p25: number; p75: number; n: number } | null;
@@ -208,11 +259,11 @@ async function main(): Promise<void> {
         `whole section per size: ${r.map((x) => `${(x.totalMs / 1000).toFixed(1)} s`).join(', ')}.`,
       '',
     );
-  }
-  if (run('snakemake')) {
+  });
+  await section('snakemake', async () => {
     // 10,000 stages: Snakemake's first run alone takes minutes and a dry run ~12 s; opt in.
     const big = process.env.HPCFLOW_BENCH_SNAKEMAKE_10K === '1';
-    const r = await benchSnakemake(big ? [10, 100, 1000, 10000] : [10, 100, 1000], 7, IMAGE, big ? [] : ['10000 stages (set HPCFLOW_BENCH_SNAKEMAKE_10K=1): Snakemake needs minutes to run them once and ~12 s per dry run']);
+    const r = await benchSnakemake(big ? [10, 100, 1000, 10000] : [10, 100, 1000], 5, IMAGE, big ? [] : ['10000 stages (set HPCFLOW_BENCH_SNAKEMAKE_10K=1): Snakemake needs minutes to run them once and ~12 s per dry run']);
     results.snakemake = r;
     const cell = (s: { median: number; p25: number; p75: number }): string => `${fmt(s.median)} (${fmt(s.p25)}–${fmt(s.p75)})`;
     md.push(
@@ -229,9 +280,9 @@ async function main(): Promise<void> {
     const k = r.sizes.find((x) => x.stages === 1000);
     md.push('', `Target: no-op status ≥ 10× faster than Snakemake at 1,000 stages: ${k === undefined ? 'not measured' : `×${k.noop.ratio.toFixed(1)} — ${k.noop.ratio >= 10 ? 'met' : 'not met'}`}.`, '');
     for (const s of r.skipped) md.push(`Skipped: ${s}.`, '');
-  }
-  if (run('kernels')) {
-    const r = await benchKernels({ reps: 5, trivialReps: 10, heatN: 1024, heatSteps: 3000, streamNtimes: 6, busybox: IMAGE });
+  });
+  await section('kernels', async () => {
+    const r = await benchKernels({ reps: 5, trivialReps: 10, heatN: 1024, heatSteps: 2000, streamNtimes: 6, busybox: IMAGE });
     results.kernels = r;
     const cell = (s: { median: number; p25: number; p75: number }): string => `${fmt(s.median)} (${fmt(s.p25)}–${fmt(s.p75)})`;
     const rc = (s: { median: number; p25: number; p75: number }): string => `${s.median.toFixed(3)} (${s.p25.toFixed(3)}–${s.p75.toFixed(3)})`;
@@ -262,9 +313,9 @@ async function main(): Promise<void> {
         `bare dockerode create/start/wait/remove ${cell(T.dockerodeTrueMs)} ms. Kernels section: ${r.totalS.toFixed(0)} s.`,
       '',
     );
-  }
-  if (run('slurm')) {
-    const r = await benchSlurm({ latencyReps: 8, stages: 10, kernelReps: 5, heatN: 512, heatSteps: 10000, image: IMAGE });
+  });
+  await section('slurm', async () => {
+    const r = await benchSlurm({ latencyReps: 6, stages: 10, kernelReps: 5, heatN: 512, heatSteps: 6000, image: IMAGE, maxNodes: 3, nodeReps: 4 });
     results.slurm = r;
     const cell = (s: { median: number; p25: number; p75: number }, bold = false): string => `${bold ? `**${fmt(s.median)}**` : fmt(s.median)} | ${fmt(s.p25)}–${fmt(s.p75)}`;
     const K = r.kernel;
@@ -314,16 +365,57 @@ async function main(): Promise<void> {
       `Wall beyond bare (difference of medians): container +${fmt(K.container.wallMs.median - K.bare.wallMs.median)} ms, hpcflow stage +${fmt(K.hpcflow.wallMs.median - K.bare.wallMs.median)} ms ` +
         '(a batch job instead of an interactive step, the container, the CLI, storing the 2 MiB output in the cache).',
       '',
+      `## Slurm: a trivial step or stage over 1..${r.nodes.counts.length} nodes (${r.nodes.reps} reps, alternated)`,
+      '',
+      '| nodes | bare `srun -N<n> --ntasks-per-node=1 true`, ms | + docker task wrapper (a container per node), ms | bare `sbatch --nodes=<n>` of `srun hostname`, submit → end seen, ms | `hpcflow run -f` of a `nodes: <n>` stage, ms |',
+      '|---:|---:|---:|---:|---:|',
+      ...r.nodes.counts.map((n, i) => {
+        const c = (x: Sample | undefined): string => (x === undefined ? '—' : `${fmt(x.median)} (${fmt(x.p25)}–${fmt(x.p75)})`);
+        return `| ${n} | ${c(r.nodes.srunMs[i])} | ${c(r.nodes.srunContainerMs[i])} | ${c(r.nodes.sbatchMs[i])} | ${c(r.nodes.hpcflowMs[i])} |`;
+      }),
+      '',
       `Left behind after clean-up: ${r.leftovers.jobs} jobs, ${r.leftovers.containers} containers. Slurm section: ${r.totalS.toFixed(0)} s.`,
       '',
     );
-  }
+  });
+  await section('mpi', async () => {
+    const r = await benchMpi({ reps: 7, iters: 1000, maxBytes: 4 << 20, nodes: 2, tasksPerNode: 1 });
+    results.mpi = r;
+    const cell = (s: { median: number; p25: number; p75: number } | undefined): string => (s === undefined ? '—' : `${fmt(s.median)} (${fmt(s.p25)}–${fmt(s.p75)})`);
+    const rc = (s: { median: number; p25: number; p75: number } | null): string => (s === null ? '—' : `${s.median.toFixed(3)} (${s.p25.toFixed(3)}–${s.p75.toFixed(3)})`);
+    const x = (v: number | null): string => (v === null ? '—' : v.toFixed(3));
+    md.push(
+      `## MPI across ${r.nodes} nodes: kernels/mpibench \`${r.args}\` bare vs container vs hpcflow stage (${r.reps} reps, alternated, order rotated)`,
+      '',
+      `Test cluster: ${r.cluster}. ${r.hosts}. Step: \`srun ${r.srun}\`. Binary needs ${r.needed.join(', ')}; libopenmpi3 ${r.openmpi.node} on the nodes, ${r.openmpi.image} in ${r.image}.`,
+      ...(r.bareError === null ? [] : ['', `Bare could not run on the nodes: ${r.bareError}`]),
+      '',
+      '| way | kernel ms (p25–p75) | wall ms (p25–p75) | kernel / bare | kernel / bare, paired (p25–p75) | wall / bare | 1 B latency µs | 4 MiB ping-pong MB/s | largest Allreduce µs |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      `| bare \`srun --mpi=pmix\` | ${cell(r.bare?.kernelMs)} | ${cell(r.bare?.wallMs)} | 1 | 1 | 1 | ${cell(r.bare?.latencyUs)} | ${cell(r.bare?.bandwidthMBs)} | ${cell(r.bare?.allreduceUs)} |`,
+      `| container per rank | ${cell(r.container.kernelMs)} | ${cell(r.container.wallMs)} | **${x(r.containerKernelRatio)}** | ${rc(r.containerKernelRatioPaired)} | ${x(r.containerWallRatio)} | ${cell(r.container.latencyUs)} | ${cell(r.container.bandwidthMBs)} | ${cell(r.container.allreduceUs)} |`,
+      `| hpcflow stage | ${cell(r.hpcflow.kernelMs)} | ${cell(r.hpcflow.wallMs)} | **${x(r.hpcflowKernelRatio)}** | ${rc(r.hpcflowKernelRatioPaired)} | ${x(r.hpcflowWallRatio)} | ${cell(r.hpcflow.latencyUs)} | ${cell(r.hpcflow.bandwidthMBs)} | ${cell(r.hpcflow.allreduceUs)} |`,
+      '',
+      `Other jobs seen on the cluster: ${r.foreignActiveJobsMax === 0 ? 'none' : `up to ${r.foreignActiveJobsMax}`}. Left behind: ${r.leftovers.jobs} jobs, ${r.leftovers.containers} containers. MPI section: ${r.totalS.toFixed(0)} s.`,
+      '',
+    );
+  });
+  timing.totalS = since(tAll);
+  md.push(
+    '## Time taken',
+    '',
+    `Whole run ${(timing.totalS / 60).toFixed(1)} min: preparation ${timing.prepS.toFixed(0)} s; ${Object.entries(timing.sections)
+      .map(([k, v]) => `${k} ${v.toFixed(0)} s`)
+      .join(', ')}.${Object.keys(failed).length === 0 ? '' : ` Failed: ${Object.keys(failed).join(', ')}.`}`,
+    '',
+  );
   await mkdir(join(ROOT, 'bench/results'), { recursive: true });
   // A run of some sections keeps its own file, so the full report of the last whole run stays.
   const base = picked.length === 0 ? 'latest' : [...picked].sort().join('+');
   await writeFile(join(ROOT, `bench/results/${base}.json`), `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(join(ROOT, `bench/results/${base}.md`), `${md.join('\n')}\n`);
   process.stdout.write(`${md.join('\n')}\n`);
+  if (Object.keys(failed).length > 0) process.exitCode = 1;
 }
 
 main().catch((e: unknown) => {

@@ -1,8 +1,29 @@
 import { execa } from 'execa';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const BIN = fileURLToPath(new URL('../bin/hpcflow.js', import.meta.url));
+
+/**
+ * The CLI the benchmarks run: built by `buildBenchCli()` into a directory of its own, not dist/.
+ * On a shared machine someone else's `npm run build` (every test run does one) replaces dist/
+ * while a bench runs for many minutes: the bench would fail in that window, or measure their
+ * working copy. node_modules/.cache is where tools keep such builds: ignored by git and the
+ * linter, and its chunks resolve the packages of node_modules/ like dist/ does.
+ */
+export const BENCH_CLI_DIR = join(ROOT, 'node_modules/.cache/hpcflow-bench-cli');
+export const BIN = join(BENCH_CLI_DIR, 'bin/hpcflow.js');
+
+/** Bundle runner/ into BENCH_CLI_DIR/dist (scripts/build.mjs), with the repository's launcher bin/hpcflow.js beside it. */
+export async function buildBenchCli(): Promise<void> {
+  await execa('node', ['scripts/build.mjs', `--outdir=${join(BENCH_CLI_DIR, 'dist')}`], { cwd: ROOT, stdio: 'inherit' });
+  await mkdir(join(BENCH_CLI_DIR, 'bin'), { recursive: true });
+  // Below node_modules/ no package.json of the repository is in scope: say that these are ES modules.
+  await writeFile(join(BENCH_CLI_DIR, 'package.json'), '{ "type": "module", "private": true }\n');
+  // The launcher imports '../dist/hpcflow.js': the same file works here.
+  await copyFile(join(ROOT, 'bin/hpcflow.js'), BIN);
+}
 
 export interface Sample {
   readonly median: number;
@@ -21,6 +42,36 @@ export function summarize(xs: readonly number[]): Sample {
     return (s[lo] ?? 0) + ((s[hi] ?? 0) - (s[lo] ?? 0)) * (i - lo);
   };
   return { median: q(0.5), p25: q(0.25), p75: q(0.75), min: s[0] ?? 0, n: s.length };
+}
+
+/**
+ * Ordinary least squares y = intercept + slope·x, with the coefficient of determination.
+ * Pure; NaN slope when fewer than two distinct x.
+ */
+export function linearFit(xs: readonly number[], ys: readonly number[]): { slope: number; intercept: number; r2: number } {
+  const n = Math.min(xs.length, ys.length);
+  if (n === 0) return { slope: NaN, intercept: NaN, r2: NaN };
+  let mx = 0;
+  let my = 0;
+  for (let i = 0; i < n; i++) {
+    mx += xs[i] as number;
+    my += ys[i] as number;
+  }
+  mx /= n;
+  my /= n;
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = (xs[i] as number) - mx;
+    const dy = (ys[i] as number) - my;
+    sxy += dx * dy;
+    sxx += dx * dx;
+    syy += dy * dy;
+  }
+  if (sxx === 0) return { slope: NaN, intercept: NaN, r2: NaN };
+  const slope = sxy / sxx;
+  return { slope, intercept: my - slope * mx, r2: syy === 0 ? 1 : (sxy * sxy) / (sxx * syy) };
 }
 
 /**

@@ -1,13 +1,33 @@
 import { execa } from 'execa';
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseSiteConfig } from '../runner/config/site-config.js';
 import { runtimeFor } from '../runner/executors/slurm/runtimes.js';
 import type { SharedTempDir } from '../test/helpers/slurm.js';
-import { SLURM_CONF, sharedTempDir, slurmSiteYaml } from '../test/helpers/slurm.js';
+import { sharedTempDir, slurmSiteYaml } from '../test/helpers/slurm.js';
 import { BIN, ROOT, summarize } from './lib.js';
 import type { Sample } from './lib.js';
+import {
+  BENCH_RUN_ID,
+  CALL_TIMEOUT_MS,
+  JOB_NAME,
+  SLURM_ENV,
+  TERMINAL,
+  activeJobs,
+  cleanUp,
+  clusterUp,
+  diffs,
+  dither,
+  hpcflowRun,
+  imageId,
+  jobIdOf,
+  makeWorkspace,
+  nowMs,
+  since,
+  stageEnd,
+  timed,
+} from './slurm-lib.js';
 
 /**
  * `npm run bench -- slurm`: hpcflow's Slurm executor on the real test cluster of
@@ -27,14 +47,6 @@ import type { Sample } from './lib.js';
  * in them are cancelled and their containers removed, and whatever is left is counted in the result.
  */
 
-const SLURM_ENV: NodeJS.ProcessEnv = { ...process.env, SLURM_CONF };
-/** Name of this bench's own srun/sbatch jobs (per process: the clean-up cancels by it). */
-const JOB_NAME = `hpcflow-bench-slurm-${process.pid}`;
-/** Label of the containers this bench starts itself through the runtime's task wrapper. */
-const BENCH_RUN_ID = `bench-slurm-${process.pid}`;
-const CALL_TIMEOUT_MS = 240_000;
-const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'OUT_OF_MEMORY', 'NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE']);
-
 export interface SlurmBenchOptions {
   /** Alternated repetitions of the latency measurements. */
   readonly latencyReps: number;
@@ -47,6 +59,24 @@ export interface SlurmBenchOptions {
   readonly heatSteps: number;
   /** Trivial image (busybox). */
   readonly image: string;
+  /** Node counts 1..maxNodes of the nodes measurement (a trivial step or stage on every node). */
+  readonly maxNodes: number;
+  /** Alternated repetitions of the nodes measurement. */
+  readonly nodeReps: number;
+}
+
+/** Cost of a trivial step or stage as it spans more nodes (one task, and one container, per node). */
+export interface NodesScaling {
+  readonly counts: readonly number[];
+  readonly reps: number;
+  /** `srun -N<n> --ntasks-per-node=1 true`, ms, per node count. */
+  readonly srunMs: readonly Sample[];
+  /** The same with hpcflow's docker task wrapper around `true`: a container on every node, ms. */
+  readonly srunContainerMs: readonly Sample[];
+  /** `hpcflow run -f --executor slurm` of one trivial stage with `resources: { nodes: n }`, end to end, ms. */
+  readonly hpcflowMs: readonly Sample[];
+  /** Bare `sbatch --nodes=<n> --wrap 'srun hostname'`: submit → COMPLETED seen (squeue every POLL_MS), ms. */
+  readonly sbatchMs: readonly Sample[];
 }
 
 export interface KernelSide {
@@ -108,6 +138,7 @@ export interface SlurmBenchResult {
     readonly containerWallRatio: number;
     readonly hpcflowWallRatio: number;
   };
+  readonly nodes: NodesScaling;
   /** Active jobs of others seen at the start of each repetition (the cluster is shared): max. */
   readonly foreignActiveJobsMax: number;
   /** Jobs and containers of this bench still there after its clean-up (should be 0). */
@@ -116,69 +147,14 @@ export interface SlurmBenchResult {
 }
 
 const POLL_MS = 50;
-/**
- * A batch job starts at slurmctld's next scheduling pass (about once a second), so submit → start
- * depends on the phase of that tick at submission. Every submission (bare or hpcflow's) is preceded
- * by an untimed random pause of up to one tick, so that all sides sample the phase uniformly instead
- * of each at whatever fixed offset the rhythm of the repetitions gives it.
- */
-const TICK_MS = 1000;
-const dither = (): Promise<void> => sleep(Math.random() * TICK_MS);
-
-const nowMs = (): number => Date.now();
-const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
-
-async function timed(file: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ ms: number; stdout: string }> {
-  const t0 = process.hrtime.bigint();
-  const r = await execa(file, args, { cwd: opts.cwd, env: opts.env ?? SLURM_ENV, timeout: CALL_TIMEOUT_MS, reject: false });
-  const ms = since(t0);
-  if (r.exitCode !== 0) throw new Error(`${file} ${args.join(' ').slice(0, 400)} failed (exit ${String(r.exitCode)}${r.timedOut ? ', timed out' : ''}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
-  return { ms, stdout: r.stdout };
-}
-
-interface StageResult {
-  readonly wallMs: number;
-  readonly startOverheadMs: number;
-  readonly scheduler?: { readonly jobId: string; readonly queueMs: number | null };
-}
-type Ev = { type: 'stage-end'; stage: string; outcome: { status: string; error?: string; result?: StageResult } } | { type: 'stage-job'; stage: string; jobId: string } | { type: string; stage?: string };
-
-/** `hpcflow run --json --executor slurm --site <site> …` as a process; throws unless every stage ran or was up to date. */
-async function hpcflowRun(ws: string, site: string, extra: readonly string[]): Promise<{ ms: number; events: Ev[]; startedAt: number; endedAt: number }> {
-  const startedAt = Date.now();
-  const t0 = process.hrtime.bigint();
-  const r = await execa('node', [BIN, 'run', '--json', '--executor', 'slurm', '--site', site, ...extra], { cwd: ws, env: { CI: '1', SLURM_CONF }, timeout: CALL_TIMEOUT_MS, reject: false });
-  const ms = since(t0);
-  const endedAt = Date.now();
-  const events = r.stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Ev);
-  const bad = events.filter((e): e is Extract<Ev, { type: 'stage-end' }> => e.type === 'stage-end' && 'outcome' in e && !['ran', 'up-to-date', 'restored'].includes(e.outcome.status));
-  if (r.exitCode !== 0 || bad.length > 0) {
-    throw new Error(`hpcflow run in ${ws} failed (exit ${String(r.exitCode)}${r.timedOut ? ', timed out' : ''}): ${JSON.stringify(bad.map((e) => [e.stage, e.outcome.status, e.outcome.error]))}\n${r.stderr.slice(-2000)}`);
-  }
-  return { ms, events, startedAt, endedAt };
-}
-
-function stageEnd(events: readonly Ev[], stage: string): StageResult {
-  const e = events.find((x): x is Extract<Ev, { type: 'stage-end' }> => x.type === 'stage-end' && x.stage === stage && 'outcome' in x);
-  const r = e?.outcome.result;
-  if (r === undefined) throw new Error(`no result for stage ${stage} (did it run?)`);
-  return r;
-}
-
-function jobIdOf(events: readonly Ev[], stage: string): string {
-  const e = events.find((x): x is Extract<Ev, { type: 'stage-job' }> => x.type === 'stage-job' && x.stage === stage && 'jobId' in x);
-  if (e === undefined) throw new Error(`no job for stage ${stage}`);
-  return e.jobId;
-}
-
 /** One bare `sbatch --wrap`: the job writes its start and end times (ns, the nodes share this machine's clock). */
-async function bareSbatch(dir: string, i: number): Promise<{ startMs: number; endMs: number; endSeenMs: number }> {
-  const wrap = `date +%s%N > sb${i}.start; echo hi > sb${i}.txt; date +%s%N > sb${i}.end`;
+async function bareSbatch(dir: string, i: number | string, nodes = 0): Promise<{ startMs: number; endMs: number; endSeenMs: number }> {
+  // nodes > 0: an allocation of that many nodes whose one step runs a task on each (as a stage of `nodes: n` does).
+  const work = nodes > 0 ? `srun --ntasks-per-node=1 hostname > sb${i}.txt` : `echo hi > sb${i}.txt`;
+  const wrap = `date +%s%N > sb${i}.start; ${work}; date +%s%N > sb${i}.end`;
+  const shape = nodes > 0 ? [`--nodes=${nodes}`, '--ntasks-per-node=1'] : [];
   const submitted = nowMs();
-  const id = (await timed('sbatch', ['--parsable', `--job-name=${JOB_NAME}`, `--chdir=${dir}`, '--output=/dev/null', '--error=/dev/null', '--wrap', wrap])).stdout.trim().split(';')[0] ?? '';
+  const id = (await timed('sbatch', ['--parsable', `--job-name=${JOB_NAME}`, `--chdir=${dir}`, '--output=/dev/null', '--error=/dev/null', ...shape, '--wrap', wrap])).stdout.trim().split(';')[0] ?? '';
   const deadline = Date.now() + CALL_TIMEOUT_MS;
   for (;;) {
     const r = await execa('squeue', ['-h', '-t', 'all', '-j', id, '-o', '%T'], { env: SLURM_ENV, reject: false });
@@ -195,18 +171,13 @@ async function bareSbatch(dir: string, i: number): Promise<{ startMs: number; en
   return { startMs: (await ns(`sb${i}.start`)) - submitted, endMs: (await ns(`sb${i}.end`)) - submitted, endSeenMs };
 }
 
-async function makeWorkspace(spaces: SharedTempDir[], prefix: string, pipeline: string, siteYaml: string): Promise<string> {
-  const t = await sharedTempDir(prefix);
-  spaces.push(t);
-  await mkdir(join(t.path, 'pipelines'), { recursive: true });
-  await writeFile(join(t.path, 'pipelines', 'p.yaml'), pipeline);
-  await writeFile(join(t.path, 'site.yaml'), siteYaml);
-  return t.path;
-}
-
 /** K independent stages, each recording when its command ran (/proc/uptime: the kernel's, shared by host, nodes and containers). */
 const trivialPipeline = (k: number, image: string): string =>
   `defaults:\n  image: ${image}\nstages:\n${Array.from({ length: k }, (_, i) => `  s${i}:\n    cmd: cat /proc/uptime > s${i}.txt\n    outs: [s${i}.txt]`).join('\n')}\n`;
+
+/** One stage on n nodes, one task (and so one container) per node, each writing which node it ran on. */
+const nodesPipeline = (n: number, image: string): string =>
+  `defaults:\n  image: ${image}\nstages:\n  spread:\n    cmd: mkdir -p out && hostname > out/task-$SLURM_PROCID.txt\n    resources: { nodes: ${n} }\n    outs: [out]\n`;
 
 /** Epoch ms of a /proc/uptime reading (10 ms resolution), via this machine's uptime↔clock offset now. */
 async function uptimeToEpochMs(text: string): Promise<number> {
@@ -216,50 +187,10 @@ async function uptimeToEpochMs(text: string): Promise<number> {
   return before - hostUp + up(text);
 }
 
-async function imageId(ref: string): Promise<string> {
-  return (await timed('docker', ['image', 'inspect', '-f', '{{.Id}}', ref])).stdout.trim();
-}
-
-/** Ids of active jobs (any user) and their working directories. */
-async function activeJobs(): Promise<{ id: string; dir: string; name: string }[]> {
-  const r = await execa('squeue', ['-h', '-o', '%i|%Z|%j'], { env: SLURM_ENV, reject: false });
-  return r.stdout
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => {
-      const [id = '', dir = '', name = ''] = l.split('|');
-      return { id: id.trim(), dir, name };
-    });
-}
-
-/** Cancel this bench's active jobs (by working directory or name), then remove their containers. */
-async function cleanUp(dirs: readonly string[]): Promise<{ jobs: number; containers: number }> {
-  const mine = (j: { dir: string; name: string }): boolean => j.name === JOB_NAME || dirs.some((d) => j.dir === d || j.dir.startsWith(`${d}/`));
-  const ids = (await activeJobs()).filter(mine).map((j) => j.id);
-  if (ids.length > 0) {
-    await execa('scancel', ids, { env: SLURM_ENV, reject: false });
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline && (await activeJobs()).some(mine)) await sleep(250);
-  }
-  const containers = async (): Promise<string[]> => {
-    const out: string[] = [];
-    const filters = [['--filter', `label=hpcflow.run-id=${BENCH_RUN_ID}`], ...dirs.map((d) => ['--filter', `volume=${d}`])];
-    for (const f of filters) {
-      const r = await execa('docker', ['ps', '-aq', ...f], { reject: false });
-      out.push(...r.stdout.split('\n').filter(Boolean));
-    }
-    return [...new Set(out)];
-  };
-  const left = await containers();
-  if (left.length > 0) await execa('docker', ['rm', '-f', ...left], { reject: false });
-  return { jobs: (await activeJobs()).filter(mine).length, containers: (await containers()).length };
-}
-
-const diffs = (a: readonly number[], b: readonly number[]): number[] => a.map((x, i) => x - (b[i] ?? 0));
 
 export async function benchSlurm(o: SlurmBenchOptions): Promise<SlurmBenchResult> {
   const tStart = process.hrtime.bigint();
-  await execa('bash', ['scripts/slurm-cluster.sh', 'up'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 900_000 });
+  await clusterUp();
   const cluster = (await timed('sinfo', ['-h', '-o', '%D nodes (%N), %c CPUs each, partition %P'])).stdout.trim().split('\n').join('; ');
   const spaces: SharedTempDir[] = [];
   const log = (s: string): void => void process.stderr.write(`bench slurm: ${s}\n`);
@@ -347,9 +278,42 @@ export async function benchSlurm(o: SlurmBenchOptions): Promise<SlurmBenchResult
       x.srunCtr.push((await srunN1(ws1, taskArgv(busybox, o.image, ws1, 'true'))).ms);
     }
 
+    // ---------------------------------------------------------------- nodes
+    const counts = Array.from({ length: o.maxNodes }, (_, i) => i + 1);
+    const wsN: string[] = [];
+    for (const n of counts) wsN.push(await makeWorkspace(spaces, `hpcflow-bench-n${n}-`, nodesPipeline(n, o.image), site));
+    const srunOnN = (n: number, argv: readonly string[]): Promise<{ ms: number; stdout: string }> =>
+      timed('srun', [`-N${n}`, '--ntasks-per-node=1', '-c1', `--job-name=${JOB_NAME}`, `--chdir=${ws1}`, ...argv], { env: stepEnv });
+    log(`nodes: warm-up (1..${o.maxNodes} nodes)`);
+    for (const [i, n] of counts.entries()) {
+      await hpcflowRun(wsN[i] as string, join(wsN[i] as string, 'site.yaml'), []);
+      await srunOnN(n, taskArgv(busybox, o.image, ws1, 'true'));
+    }
+    const nx = { srun: counts.map(() => [] as number[]), ctr: counts.map(() => [] as number[]), h: counts.map(() => [] as number[]), sb: counts.map(() => [] as number[]) };
+    for (let r = 0; r < o.nodeReps; r++) {
+      log(`nodes: rep ${r + 1}/${o.nodeReps}`);
+      await foreign();
+      for (const [i, n] of counts.entries()) {
+        nx.srun[i]?.push((await srunOnN(n, ['true'])).ms);
+        nx.ctr[i]?.push((await srunOnN(n, taskArgv(busybox, o.image, ws1, 'true'))).ms);
+        await dither();
+        nx.sb[i]?.push((await bareSbatch(sbDir, `n${n}-${r}`, n)).endSeenMs);
+        await dither();
+        nx.h[i]?.push((await hpcflowRun(wsN[i] as string, join(wsN[i] as string, 'site.yaml'), ['-f'])).ms);
+      }
+    }
+    const nodes: NodesScaling = {
+      counts,
+      reps: o.nodeReps,
+      srunMs: nx.srun.map((x) => summarize(x)),
+      srunContainerMs: nx.ctr.map((x) => summarize(x)),
+      hpcflowMs: nx.h.map((x) => summarize(x)),
+      sbatchMs: nx.sb.map((x) => summarize(x)),
+    };
+
     // ---------------------------------------------------------------- kernel
-    const nx = o.heatN;
-    const heatArgs = `--gen --ic modes --nx ${nx} --ny ${nx} --steps ${o.heatSteps}`;
+    const heatN = o.heatN;
+    const heatArgs = `--gen --ic modes --nx ${heatN} --ny ${heatN} --steps ${o.heatSteps}`;
     const kernelPipeline = `stages:
   build:
     image: { build: openmp }
@@ -430,6 +394,7 @@ export async function benchSlurm(o: SlurmBenchOptions): Promise<SlurmBenchResult
         containerWallRatio: container.wallMs.median / bare.wallMs.median,
         hpcflowWallRatio: hpcflow.wallMs.median / bare.wallMs.median,
       },
+      nodes,
       foreignActiveJobsMax: foreignMax,
     };
   } finally {

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, summarize, timeIt } from './lib.js';
+import { BIN, cli, summarize, timeIt } from './lib.js';
 import type { Sample } from './lib.js';
 import { execa } from 'execa';
 
@@ -30,7 +30,7 @@ export async function makeSyntheticWorkspace(n: number, image: string): Promise<
   for (let g = 0; g < Math.min(n, 100); g++) await writeFile(join(ws, `src/group-${g}.txt`), `group ${g}\n`);
   for (let i = 0; i < n; i++) await writeFile(join(ws, `out/s${i}.txt`), `output ${i}\n`);
   // Adopt the outputs as up to date without running 10,000 containers.
-  await execa('node', [join(import.meta.dirname, '../bin/hpcflow.js'), 'commit'], { cwd: ws, env: { CI: '1' } });
+  await execa('node', [BIN, 'commit'], { cwd: ws, env: { CI: '1' } });
   // Files a user runs status on were rarely written in the last 2 s (the racy window in which
   // stat identity is not trusted); age them so the measurement is of the steady state.
   const past = new Date(Date.now() - 120_000);

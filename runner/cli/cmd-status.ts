@@ -4,7 +4,6 @@ import type { Reason } from '../dag/reasons.js';
 import { formatReason } from '../dag/reasons.js';
 import { selectStages } from '../dag/graph.js';
 import type { StagePlan } from '../engine/planner.js';
-import { planStages } from '../engine/planner.js';
 import { readValidSnapshot, snapshotKey, writeSnapshot } from '../engine/status-snapshot.js';
 import type { Workspace } from '../engine/workspace.js';
 import type { ImageState } from '../executors/executor.js';
@@ -12,8 +11,7 @@ import type { PathHash } from '../fingerprint/path-hasher.js';
 import type { ImageSpec } from '../model/pipeline.js';
 import { readSpecTrace } from '../spec/cached-load.js';
 import { parse, COMMON_OPTIONS } from './args.js';
-import { dockerExecutor, executorFlag, memoImageState, openFromArgs, workspaceRoot } from './context.js';
-import { datasetDeps } from '../datasets/stage-dep.js';
+import { executorFlag, openFromArgs, statusImages, workspaceRoot } from './context.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIO } from './io.js';
 import { HELP } from './main.js';
@@ -39,9 +37,9 @@ export async function cmdStatus(cmd: 'status' | 'plan', args: readonly string[],
     return EXIT.ok;
   }
   const root = workspaceRoot(values, io);
-  const executor = await dockerExecutor(io);
+  const images = statusImages(io, root);
   try {
-    const imageState = memoImageState(executor, root);
+    const imageState = images.imageState;
     // A --matrix selection is a different pipeline: only the whole one records or reads a snapshot.
     const key = snapshotKey(values.lenient, siteDigest(values.site, io.env, io.cwd), executorFlag(values, io));
     const whole = positionals.length === 0 && (values.matrix ?? []).length === 0;
@@ -55,7 +53,7 @@ export async function cmdStatus(cmd: 'status' | 'plan', args: readonly string[],
     io.out(values.json ? `${JSON.stringify(planJson(rows, counts), null, 2)}\n` : renderPlan(cmd, rows, counts));
     return values.check && counts.run + counts.restore > 0 ? EXIT.stageFailed : EXIT.ok;
   } finally {
-    await executor.close();
+    await images.close();
   }
 }
 
@@ -75,6 +73,9 @@ async function fullPlan(
       hashed.set(rel, h.kind);
       return h;
     };
+    // The planner and the dataset resolver (which loads the git and YAML libraries) only when the
+    // stat snapshot could not answer: the no-op fast path must not pay for loading them.
+    const [{ planStages }, { datasetDeps }] = await Promise.all([import('../engine/planner.js'), import('../datasets/stage-dep.js')]);
     const plans = await planStages({ graph: ws.graph, lock: ws.lock, imageState, hashPath, datasetDep: datasetDeps(ws.root, hashPath, ws.store), runs: ws.runs, store: ws.store }, ids, new Set());
     const rows = planRows(plans, ws.graph.upstream);
     if (snapshotKeyOrNull !== null && rows.every((r) => r.action === 'up-to-date')) {

@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { openCache } from '../cache/index.js';
 import type { ContentStore } from '../cache/store.js';
 import type { RunCache } from '../cache/run-cache.js';
@@ -8,7 +7,6 @@ import { buildGraph } from '../dag/graph.js';
 import { PathHasher } from '../fingerprint/path-hasher.js';
 import type { PathHash } from '../fingerprint/path-hasher.js';
 import { StatCache } from '../fingerprint/stat-cache.js';
-import { HpcflowError } from '../errors.js';
 import type { Lockfile } from '../lockfile/lockfile.js';
 import { LOCKFILE_NAME, readLockfile, writeLockfile } from '../lockfile/lockfile.js';
 import type { Pipeline } from '../model/pipeline.js';
@@ -49,21 +47,6 @@ export interface OpenOptions {
   readonly placement?: Placement;
   /** Keep only these matrix cells (`--matrix key=v1,v2`). */
   readonly matrix?: MatrixFilter;
-}
-
-/** The nearest directory at or above `from` that has a `pipelines/` directory. */
-export function findWorkspaceRoot(from: string): string {
-  let dir = resolve(from);
-  for (;;) {
-    if (existsSync(join(dir, 'pipelines'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) {
-      throw new HpcflowError('HPCFLOW_NOT_A_WORKSPACE', `no pipelines/ directory in ${resolve(from)} or any parent`, {
-        hint: 'run `hpcflow init` to create a workspace, or cd into one',
-      });
-    }
-    dir = up;
-  }
 }
 
 export async function openWorkspace(root: string, opts: OpenOptions = {}): Promise<Workspace> {

@@ -1,9 +1,9 @@
 import { Blake3Hasher } from '../util/blake3.js';
 import type { Stage } from '../model/pipeline.js';
 import { canonicalJson } from '../util/canonical-json.js';
+import { FINGERPRINT_VERSION } from './version.js';
 
-/** Version of the fingerprint recipe; bumping it makes every stage run once more. */
-export const FINGERPRINT_VERSION = 1;
+export { FINGERPRINT_VERSION };
 
 /** A dependency's content identity as it enters the fingerprint. */
 export interface DepState {
