@@ -1,4 +1,29 @@
-/** Shared by the property tests of hostile input: addressing and replacing nodes of a plain value. */
+/**
+ * Shared by the property tests of hostile input: the seed and size of every property (fixed, so a
+ * failure replays; HPCFLOW_FUZZ_SEED and HPCFLOW_FUZZ_RUNS override them, and fast-check prints
+ * the seed of a failure), a property runner that counts for the fault ledger, and addressing and
+ * replacing nodes of a plain value.
+ */
+import fc from 'fast-check';
+
+export const SEED = Number(process.env.HPCFLOW_FUZZ_SEED ?? 20_261_125);
+export const RUNS = Number(process.env.HPCFLOW_FUZZ_RUNS ?? 250);
+export const FUZZ = { seed: SEED, numRuns: RUNS, endOnFailure: true } as const;
+
+/** Runs a property over `arb`, counting inputs fed and inputs answered cleanly. */
+export function fuzz<T>(arb: fc.Arbitrary<T>, check: (input: T) => void, runs = RUNS): { injected: number; recovered: number } {
+  let injected = 0;
+  let recovered = 0;
+  fc.assert(
+    fc.property(arb, (input) => {
+      injected++;
+      check(input);
+      recovered++;
+    }),
+    { ...FUZZ, numRuns: runs },
+  );
+  return { injected, recovered };
+}
 
 /** Paths to the nodes of a value (not below `maxDepth`: a deeper nest is one node to mutate). */
 export function valuePaths(v: unknown, maxDepth = Infinity, at: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {

@@ -11,6 +11,7 @@ import { parsePipelineFile } from '../../runner/spec/parse.js';
 import { events, hpcflow } from '../helpers/cli.js';
 import { recordFaults } from '../helpers/fault-ledger.js';
 import { memContext } from '../unit/spec/mem-context.js';
+import { RUNS, SEED } from './fuzz-helpers.js';
 
 /**
  * Path traversal and symlink escapes. Paths come from pipelines (deps, outs, metrics, wdir,
@@ -19,8 +20,6 @@ import { memContext } from '../unit/spec/mem-context.js';
  * to `..` — and whatever symlinks the workspace holds, nothing is read from or written to
  * outside the workspace, and the refusal says why, at file:line:col where there is one.
  */
-const SEED = Number(process.env.HPCFLOW_FUZZ_SEED ?? 20_261_125);
-const RUNS = Number(process.env.HPCFLOW_FUZZ_RUNS ?? 250);
 
 let ws: string;
 let outside: string;

@@ -17,7 +17,7 @@ import { isSafeRunId, parseRunRecord } from '../../runner/history/record.js';
 import type { LockEntry } from '../../runner/lockfile/lockfile.js';
 import { parseLockfile, serializeLockfile } from '../../runner/lockfile/lockfile.js';
 import { recordFaults } from '../helpers/fault-ledger.js';
-import { replaceAt, valuePaths } from './fuzz-helpers.js';
+import { fuzz, replaceAt, valuePaths } from './fuzz-helpers.js';
 
 /**
  * Hostile lockfiles, run records and dataset version files: random bytes, random JSON, valid
@@ -29,8 +29,6 @@ import { replaceAt, valuePaths } from './fuzz-helpers.js';
  * Deterministic (HPCFLOW_FUZZ_SEED and HPCFLOW_FUZZ_RUNS override); fast-check prints the seed
  * and the shrunk input of a failure.
  */
-const SEED = Number(process.env.HPCFLOW_FUZZ_SEED ?? 20_261_125);
-const RUNS = Number(process.env.HPCFLOW_FUZZ_RUNS ?? 250);
 const RAW_ERROR = /\[object Object\]|Maximum call stack|is not a function|Cannot read propert|Cannot convert|undefined \(reading|Invalid string length/;
 
 // ---------------------------------------------------------------------------------------------
@@ -78,19 +76,6 @@ const textMutated = (text: string): fc.Arbitrary<string> =>
     fc.tuple(fc.nat(text.length), fc.constantFrom('\0', '\t', '\n', ' ', '"', '{', '[', '}', ':', '9', '-')).map(([i, c]) => text.slice(0, i) + c + text.slice(i + 1)),
   );
 
-function fuzz<T>(arb: fc.Arbitrary<T>, check: (input: T) => void, runs = RUNS): { injected: number; recovered: number } {
-  let injected = 0;
-  let recovered = 0;
-  fc.assert(
-    fc.property(arb, (input) => {
-      injected++;
-      check(input);
-      recovered++;
-    }),
-    { seed: SEED, numRuns: runs, endOnFailure: true },
-  );
-  return { injected, recovered };
-}
 
 /** `fn` returns, or throws an HpcflowError with `code` whose message passes `message`. */
 function cleanly<T>(fn: () => T, code: string, message: RegExp): T | null {

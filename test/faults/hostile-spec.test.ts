@@ -15,7 +15,7 @@ import type { LoadResult } from '../../runner/spec/types.js';
 import { MAX_ALIAS_EXPANSION, MAX_NESTING_DEPTH, parseYamlSource } from '../../runner/spec/yaml-source.js';
 import { recordFaults } from '../helpers/fault-ledger.js';
 import { memContext } from '../unit/spec/mem-context.js';
-import { replaceAt, valuePaths } from './fuzz-helpers.js';
+import { FUZZ, RUNS, fuzz, replaceAt, valuePaths } from './fuzz-helpers.js';
 
 /**
  * Hostile pipeline files and params files: random bytes, random YAML, token soup, and valid
@@ -27,9 +27,6 @@ import { replaceAt, valuePaths } from './fuzz-helpers.js';
  * Deterministic: a fixed seed (HPCFLOW_FUZZ_SEED overrides it, HPCFLOW_FUZZ_RUNS the number of
  * inputs per property); on a failure fast-check prints the seed and the shrunk input.
  */
-const SEED = Number(process.env.HPCFLOW_FUZZ_SEED ?? 20_261_125);
-const RUNS = Number(process.env.HPCFLOW_FUZZ_RUNS ?? 250);
-const FUZZ = { seed: SEED, numRuns: RUNS, endOnFailure: true } as const;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURES = join(ROOT, 'test/fixtures/pipelines/valid');
@@ -231,20 +228,6 @@ function expectClean(r: LoadResult, text: string, files: Record<string, string>)
   }
 }
 
-/** Runs a property over `arb`, counting inputs fed and inputs answered cleanly. */
-function fuzz<T>(arb: fc.Arbitrary<T>, check: (input: T) => void, runs = RUNS): { injected: number; recovered: number } {
-  let injected = 0;
-  let recovered = 0;
-  fc.assert(
-    fc.property(arb, (input) => {
-      injected++;
-      check(input);
-      recovered++;
-    }),
-    { ...FUZZ, numRuns: runs },
-  );
-  return { injected, recovered };
-}
 
 describe('hostile pipeline files', () => {
   const cases: [string, fc.Arbitrary<{ text: string; files: Record<string, string> }>][] = [
