@@ -127,8 +127,12 @@ describe('runStages', () => {
   it('an abort cancels running stages and starts no more', async () => {
     const r = await run(FAN, () => writes('x', 5_000), { jobs: 1, abortOnFirstRun: true });
     expect(r.summary.aborted).toBe(true);
-    expect(status(r.summary)['p/a']).toBe('canceled');
-    expect(r.ex.started).toEqual(['p/a']);
+    // With one slot, whichever stage got it first (their plans finish in any order) is the only
+    // one started: it is canceled, and no other stage starts.
+    expect(r.ex.started).toHaveLength(1);
+    const first = r.ex.started[0] as string;
+    expect(status(r.summary)[first]).toBe('canceled');
+    for (const [id, st] of Object.entries(status(r.summary))) if (id !== first) expect(st, id).not.toBe('ran');
   });
 
   it('events: a stage starts only after the stages it depends on ended', async () => {
