@@ -32,8 +32,9 @@ ${Array.from({ length: 6 }, (_, i) => `  s${i}:
     ${i >= 3 ? `deps: [out/s${i - 3}.bin]\n    ` : ''}outs: [out/s${i}.bin]`).join('\n')}
 `;
 
+/** hpcflow's containers of THIS test's runs (other test files run in parallel): they carry the label of its image. */
 async function hpcflowContainers(): Promise<string[]> {
-  const r = await execa('docker', ['ps', '-aq', '--filter', 'label=hpcflow.run-id']);
+  const r = await execa('docker', ['ps', '-aq', '--filter', 'label=hpcflow.run-id', '--filter', `label=crash-test=${process.pid}`]);
   return r.stdout.split('\n').filter(Boolean);
 }
 
