@@ -289,19 +289,26 @@ function checkPermissions(ctx: Ctx, node: Node | null | undefined, where: Node |
   else if (!isMap(node) && !(isScalar(node) && String(node.value) === 'read-all')) ctx.at(node ?? where, 'permissions', 'permissions: must be a mapping of scopes');
 }
 
-export function lintWorkflowText(text: string, file: string): Finding[] {
+/** The file parsed, with YAML errors and a non-mapping root as findings (root null then). */
+function parseRoot(text: string, file: string, what: string): { ctx: Ctx; root: YAMLMap | null } {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   const ctx = new Ctx(file, lc);
   if (doc.errors.length > 0) {
     for (const e of doc.errors) ctx.at({ range: [e.pos[0], e.pos[1], e.pos[1]] } as unknown as Node, 'yaml', e.message.split('\n')[0] ?? e.message);
-    return ctx.findings;
+    return { ctx, root: null };
   }
   const root = doc.contents as Node | null;
   if (!isMap(root)) {
-    ctx.at(root, 'structure', 'a workflow must be a mapping');
-    return ctx.findings;
+    ctx.at(root, 'structure', `${what} must be a mapping`);
+    return { ctx, root: null };
   }
+  return { ctx, root };
+}
+
+export function lintWorkflowText(text: string, file: string): Finding[] {
+  const { ctx, root } = parseRoot(text, file, 'a workflow');
+  if (root === null) return ctx.findings;
   const onPair = pair(root, 'on');
   const triggers = triggerNames(onPair?.value);
   if (onPair === undefined || triggers === null || triggers.length === 0) ctx.at(onPair ?? root, 'structure', 'on: must name at least one event');
@@ -364,18 +371,8 @@ export function lintWorkflowText(text: string, file: string): Finding[] {
 }
 
 export function lintActionText(text: string, file: string): Finding[] {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  const ctx = new Ctx(file, lc);
-  if (doc.errors.length > 0) {
-    for (const e of doc.errors) ctx.at({ range: [e.pos[0], e.pos[1], e.pos[1]] } as unknown as Node, 'yaml', e.message.split('\n')[0] ?? e.message);
-    return ctx.findings;
-  }
-  const root = doc.contents as Node | null;
-  if (!isMap(root)) {
-    ctx.at(root, 'structure', 'an action must be a mapping');
-    return ctx.findings;
-  }
+  const { ctx, root } = parseRoot(text, file, 'an action');
+  if (root === null) return ctx.findings;
   for (const k of ['name', 'description']) if (str(val(root, k)) === undefined) ctx.at(root, 'structure', `an action needs ${k}:`);
   const inputsNode = val(root, 'inputs');
   const inputs = new Set<string>();

@@ -4,10 +4,15 @@
  * container runtime; images are built and resolved by the Docker engine of this (login) machine,
  * and the nodes run them by digest.
  */
-import { join, posix } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
 import { HpcflowError } from '../../errors.js';
-import type { ImageSpec } from '../../model/pipeline.js';
+import type { ImageSpec, Stage } from '../../model/pipeline.js';
+import { writeFileAtomic } from '../../util/fs-atomic.js';
+import { pinnedImageRef } from '../docker/container-spec.js';
 import type { Executor, ImageState, MissingImage, ResolvedImage, RunHooks } from '../executor.js';
+import type { JobRequest } from './job.js';
+import { batchScript, stepOf, taskWrap } from './job.js';
 import { runtimeFor } from './runtimes.js';
 import type { ContainerRuntime, SlurmSite } from './types.js';
 
@@ -35,6 +40,26 @@ export abstract class SlurmExecutorBase {
     this.runtime = runtimeFor(site);
     this.user = user ?? `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
     this.dir = join(ws, '.hpcflow', 'slurm');
+  }
+
+  /**
+   * A stage's job request and batch script: its log directory created, and for a framework
+   * launcher the task-wrap script written where every node sees it.
+   */
+  protected async prepareJob(
+    site: SlurmSite,
+    t: { readonly runId: string; readonly stage: Stage; readonly key: string; readonly workspace: string; readonly image: ResolvedImage; readonly after: readonly string[] },
+  ): Promise<{ req: JobRequest; script: string; logDir: string }> {
+    const logDir = join(this.dir, 'logs', t.runId);
+    await mkdir(logDir, { recursive: true });
+    const req: JobRequest = { runId: t.runId, stage: t.stage, key: t.key, workspace: t.workspace, image: pinnedImageRef(t.image), imageTag: t.image.tag, after: t.after, logDir, user: this.user };
+    const script = batchScript(req, site, this.runtime);
+    if (stepOf(t.stage).launcher) {
+      const { file } = taskWrap(req, this.runtime);
+      await mkdir(dirname(file.path), { recursive: true });
+      await writeFileAtomic(file.path, file.text, { mode: 0o755 });
+    }
+    return { req, script, logDir };
   }
 
   imageState(spec: ImageSpec, workspace: string): Promise<ImageState> {

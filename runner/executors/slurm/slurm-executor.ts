@@ -7,12 +7,10 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { constants } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { HpcflowError } from '../../errors.js';
-import { pinnedImageRef } from '../docker/container-spec.js';
 import type { BatchApi, BatchTask, Executor, RunHooks, StageRunResult, StageTask, SubmittedJob } from '../executor.js';
-import { batchScript, parseJobComment, sbatchArgs, stepOf, taskWrap } from './job.js';
-import { writeFileAtomic } from '../../util/fs-atomic.js';
+import { parseJobComment, sbatchArgs } from './job.js';
 import { Journal } from './journal.js';
 import type { LoginImages } from './base.js';
 import { SlurmExecutorBase } from './base.js';
@@ -83,25 +81,7 @@ export class SlurmExecutor extends SlurmExecutorBase implements Executor {
   private async submit(task: BatchTask, hooks: RunHooks, signal: AbortSignal): Promise<SubmittedJob> {
     if (signal.aborted) throw new HpcflowError('HPCFLOW_ABORTED', 'aborted before submission');
     const journal = await this.journal();
-    const logDir = join(this.dir, 'logs', task.runId);
-    await mkdir(logDir, { recursive: true });
-    const req = {
-      runId: task.runId,
-      stage: task.stage,
-      key: task.key,
-      workspace: task.workspace,
-      image: pinnedImageRef(task.image),
-      imageTag: task.image.tag,
-      after: task.after.map((j) => j.id),
-      logDir,
-      user: this.user,
-    };
-    const script = batchScript(req, this.o.site, this.runtime);
-    if (stepOf(task.stage).launcher) {
-      const { file } = taskWrap(req, this.runtime);
-      await mkdir(dirname(file.path), { recursive: true });
-      await writeFileAtomic(file.path, file.text, { mode: 0o755 });
-    }
+    const { req, script, logDir } = await this.prepareJob(this.o.site, { ...task, after: task.after.map((j) => j.id) });
     const submittedAt = Date.now();
     const id = await this.cmds.sbatch(sbatchArgs(req, this.o.site), script);
     await journal.add({ stage: task.stage.id, key: task.key, jobId: id, runId: task.runId, submittedAt: new Date(submittedAt).toISOString() });

@@ -11,14 +11,11 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { HpcflowError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/fs-atomic.js';
-import { pinnedImageRef } from '../docker/container-spec.js';
 import type { Executor, RunHooks, StageRunResult, StageTask } from '../executor.js';
-import { batchScript, stepOf, taskWrap } from './job.js';
 import type { LoginImages } from './base.js';
 import { SlurmExecutorBase } from './base.js';
 import type { SlurmSite } from './types.js';
@@ -58,27 +55,10 @@ export class SlurmStepExecutor extends SlurmExecutorBase implements Executor {
 
   async run(task: StageTask, hooks: RunHooks, signal: AbortSignal): Promise<StageRunResult> {
     if (signal.aborted) throw new HpcflowError('HPCFLOW_ABORTED', 'aborted before the step started');
-    const logDir = join(this.dir, 'logs', task.runId);
-    await mkdir(logDir, { recursive: true });
-    const req = {
-      runId: task.runId,
-      stage: task.stage,
-      key: task.fingerprint,
-      workspace: task.workspace,
-      image: pinnedImageRef(task.image),
-      imageTag: task.image.tag,
-      after: [],
-      logDir,
-      user: this.user,
-    };
+    const { script, logDir } = await this.prepareJob(this.o.site, { ...task, key: task.fingerprint, after: [] });
     const base = task.stage.id.replace(/[^A-Za-z0-9_.@=,-]+/g, '_');
     const scriptPath = join(logDir, `${base}.step.sh`);
-    await writeFileAtomic(scriptPath, batchScript(req, this.o.site, this.runtime), { mode: 0o755 });
-    if (stepOf(task.stage).launcher) {
-      const { file } = taskWrap(req, this.runtime);
-      await mkdir(dirname(file.path), { recursive: true });
-      await writeFileAtomic(file.path, file.text, { mode: 0o755 });
-    }
+    await writeFileAtomic(scriptPath, script, { mode: 0o755 });
     const source = this.o.env ?? process.env;
     const env: NodeJS.ProcessEnv = { PATH: this.o.site.path, SLURM_JOB_ID: this.o.allocation, SLURM_JOBID: this.o.allocation };
     for (const k of PASSED_ENV) if (source[k] !== undefined) env[k] = source[k];
